@@ -1,0 +1,78 @@
+"""Shared fixtures: a real PostgreSQL per test, cloned from a migrated template."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from b24sync.store.migrate import migrate
+
+TEMPLATE = "b24sync_test_template"
+_counter = itertools.count()
+
+
+def _with_database(url: str, name: str) -> str:
+    """Swap the database name of a postgresql:// URL (keeps host/socket query parameters)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The maintenance URL of a real server: TEST_DATABASE_URL, or an embedded one."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    from b24sync.store.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str) -> str:
+    """A database with the service migrations applied, cloned for each test."""
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    url = _with_database(pg_server_url, TEMPLATE)
+    migrate(url)
+    return TEMPLATE
+
+
+def _fresh_database(server_url: str, template: str) -> Iterator[str]:
+    name = f"b24sync_t{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    yield _with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A real, migrated, otherwise empty database of this test's own."""
+    yield from _fresh_database(pg_server_url, template_database)
+
+
+@pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    """A real database with nothing in it (not even the service tables)."""
+    yield from _fresh_database(pg_server_url, "template0")

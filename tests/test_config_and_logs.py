@@ -1,0 +1,78 @@
+"""Settings validation and secret redaction."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from b24sync.config import Settings, WebhookUrl
+from b24sync.logs import KeyValueFormatter, RedactionFilter
+
+TOKEN = "abcd1234efgh5678"
+URL = f"https://portal.bitrix24.ru/rest/1/{TOKEN}/"
+
+
+def test_webhook_url_prints_masked() -> None:
+    hook = WebhookUrl.parse(URL)
+    assert str(hook) == "https://portal.bitrix24.ru/rest/1/***/"
+    assert TOKEN not in repr(hook)
+    assert hook.secret_base == URL
+    settings = Settings(bitrix_webhook_url=URL)
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in str(settings)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "portal.bitrix24.ru/rest/1/abc/",
+        "ftp://portal/rest/1/abc/",
+        "https://portal.bitrix24.ru/rest/abc/",
+        "https://portal.bitrix24.ru/crm/deal/",
+        "https://user:pw@portal.bitrix24.ru/rest/1/abc/",
+    ],
+)
+def test_settings_reject_malformed_webhook_url(bad: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(bitrix_webhook_url=bad)
+    assert "BITRIX_WEBHOOK_URL" in str(info.value)
+
+
+def _format(message: str, *args: object) -> str:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, message, args, None)
+    assert RedactionFilter().filter(record)
+    return KeyValueFormatter().format(record)
+
+
+def test_redaction_filter_removes_webhook_token() -> None:
+    WebhookUrl.parse(URL)
+    line = _format("calling %s failed", URL + "crm.deal.list")
+    assert TOKEN not in line
+    assert "rest/1/***/crm.deal.list" in line
+
+
+def test_redaction_filter_removes_jwt_and_api_key() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+    settings = Settings(api_keys="k-live-0123456789,other-key-987654")
+    settings.register_secrets()
+    line = _format("auth %s with key %s", jwt, "other-key-987654")
+    assert jwt not in line
+    assert "other-key-987654" not in line
+
+
+def test_redaction_masks_application_token_in_form_payload() -> None:
+    line = _format("event body: %s", "event=ONCRMDEALUPDATE&auth[application_token]=s3cr3tvalue99")
+    assert "s3cr3tvalue99" not in line
+
+
+def test_redaction_applies_to_exception_text() -> None:
+    try:
+        raise RuntimeError(f"boom at {URL}")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    RedactionFilter().filter(record)
+    assert TOKEN not in KeyValueFormatter().format(record)
