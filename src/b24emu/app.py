@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from b24emu import errors
 from b24emu.emulator import Emulator
@@ -38,7 +38,9 @@ async def _read_params(request: Request) -> dict[str, Any]:
         try:
             decoded = json.loads(body)
         except ValueError:
-            raise errors.RestError("INVALID_REQUEST", "Request body is not valid JSON", 400) from None
+            raise errors.RestError(
+                "INVALID_REQUEST", "Request body is not valid JSON", 400
+            ) from None
         if isinstance(decoded, dict):
             params.update(decoded)
         return params
@@ -46,8 +48,14 @@ async def _read_params(request: Request) -> dict[str, Any]:
     return params
 
 
-async def _serve(emulator: Emulator, request: Request, method: str, auth: str, user_id: int,
-                 params: dict[str, Any]) -> Response:
+async def _serve(
+    emulator: Emulator,
+    request: Request,
+    method: str,
+    auth: str,
+    user_id: int,
+    params: dict[str, Any],
+) -> Response:
     started = time.time()
     method = method.lower().removesuffix(".json")
     stats, faults = emulator.stats, emulator.faults
@@ -95,7 +103,9 @@ def create_app(emulator: Emulator | None = None) -> FastAPI:
     async def rest_error(request: Request, exc: errors.RestError) -> Response:
         return _json(exc.envelope(), exc.status)
 
-    @app.api_route("/rest/{user_id}/{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
+    @app.api_route(
+        "/rest/{user_id}/{token}/{method}", methods=["GET", "POST"], include_in_schema=False
+    )
     async def webhook_call(user_id: str, token: str, method: str, request: Request) -> Response:
         emu.stats.http_calls += 1
         uid = emu.check_webhook(user_id, token)
@@ -113,8 +123,11 @@ def create_app(emulator: Emulator | None = None) -> FastAPI:
         params = await _read_params(request)
         if params.get("grant_type") != "refresh_token":
             raise errors.RestError("unsupported_grant_type", "Only refresh_token is supported", 400)
-        app_ = emu.refresh_app(str(params.get("client_id")), str(params.get("client_secret")),
-                               str(params.get("refresh_token")))
+        app_ = emu.refresh_app(
+            str(params.get("client_id")),
+            str(params.get("client_secret")),
+            str(params.get("refresh_token")),
+        )
         return _json(_token_payload(emu, app_.access_token, app_.refresh_token))
 
     app.include_router(control_router(emu), prefix="/_emulator")
@@ -127,10 +140,16 @@ def _bearer(request: Request) -> str | None:
 
 
 def _token_payload(emu: Emulator, access: str, refresh: str) -> dict[str, Any]:
-    return {"access_token": access, "refresh_token": refresh, "expires_in": 3600,
-            "domain": emu.portal.domain, "member_id": emu.portal.member_id,
-            "client_endpoint": f"https://{emu.portal.domain}/rest/",
-            "server_endpoint": "https://oauth.bitrix.info/rest/", "status": "L"}
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_in": 3600,
+        "domain": emu.portal.domain,
+        "member_id": emu.portal.member_id,
+        "client_endpoint": f"https://{emu.portal.domain}/rest/",
+        "server_endpoint": "https://oauth.bitrix.info/rest/",
+        "status": "L",
+    }
 
 
 def control_router(emu: Emulator) -> APIRouter:
@@ -150,13 +169,17 @@ def control_router(emu: Emulator) -> APIRouter:
         emu.portal, emu.stats, emu.events = fresh.portal, fresh.stats, fresh.events
         emu.budget = fresh.budget
         emu.portal.listeners[:] = [
-            lambda entity, action, rid: emu.events.on_change(entity, action, rid, emu.portal.clock.iso())
+            lambda entity, action, rid: emu.events.on_change(
+                entity, action, rid, emu.portal.clock.iso()
+            )
         ]
         return {"reset": True}
 
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
-        return emu.stats.as_dict() | {"records": {e: len(emu.portal.store(e).records) for e in ENTITIES}}
+        return emu.stats.as_dict() | {
+            "records": {e: len(emu.portal.store(e).records) for e in ENTITIES}
+        }
 
     @router.put("/limits")
     async def limits(body: dict[str, Any]) -> dict[str, Any]:
@@ -168,23 +191,43 @@ def control_router(emu: Emulator) -> APIRouter:
         if "cost" in body:
             for key, value in dict(body["cost"]).items():
                 setattr(emu.cost, key, type(getattr(emu.cost, key))(value))
-        return {"rate": emu.bucket.rate, "burst": emu.bucket.burst, "enabled": emu.bucket.enabled,
-                "cost_enabled": emu.cost.enabled, "operating_budget": emu.budget.budget}
+        return {
+            "rate": emu.bucket.rate,
+            "burst": emu.bucket.burst,
+            "enabled": emu.bucket.enabled,
+            "cost_enabled": emu.cost.enabled,
+            "operating_budget": emu.budget.budget,
+        }
 
     @router.put("/faults")
     async def faults(body: dict[str, float]) -> dict[str, float]:
         for key, value in body.items():
             if key != "rng" and hasattr(emu.faults, key):
                 setattr(emu.faults, key, float(value))
-        return {k: getattr(emu.faults, k) for k in ("error_503", "error_500", "drop", "slow", "slow_ms",
-                                                    "latency_ms", "latency_per_record_ms")}
+        return {
+            k: getattr(emu.faults, k)
+            for k in (
+                "error_503",
+                "error_500",
+                "drop",
+                "slow",
+                "slow_ms",
+                "latency_ms",
+                "latency_per_record_ms",
+            )
+        }
 
     @router.post("/userfields/{entity}")
     async def add_user_field(entity: str, body: dict[str, Any]) -> dict[str, Any]:
         _known(entity)
-        return emu.portal.add_user_field(entity, str(body["name"]), str(body["type"]),
-                                         str(body.get("label", body["name"])),
-                                         multiple=bool(body.get("multiple", False)), items=body.get("items"))
+        return emu.portal.add_user_field(
+            entity,
+            str(body["name"]),
+            str(body["type"]),
+            str(body.get("label", body["name"])),
+            multiple=bool(body.get("multiple", False)),
+            items=body.get("items"),
+        )
 
     @router.delete("/userfields/{entity}/{name}")
     async def remove_user_field(entity: str, name: str) -> dict[str, bool]:
@@ -209,7 +252,10 @@ def control_router(emu: Emulator) -> APIRouter:
 
     @router.get("/outbound-webhooks")
     async def outbound_list() -> list[dict[str, Any]]:
-        return [{"event": b.event, "handler": b.handler, "offline": b.offline} for b in emu.events.bindings]
+        return [
+            {"event": b.event, "handler": b.handler, "offline": b.offline}
+            for b in emu.events.bindings
+        ]
 
     @router.post("/events/drain")
     async def drain() -> dict[str, int]:
@@ -220,8 +266,10 @@ def control_router(emu: Emulator) -> APIRouter:
     async def install_app() -> dict[str, Any]:
         app_ = emu.install_app()
         return _token_payload(emu, app_.access_token, app_.refresh_token) | {
-            "client_id": app_.client_id, "client_secret": app_.client_secret,
-            "application_token": emu.app_application_token}
+            "client_id": app_.client_id,
+            "client_secret": app_.client_secret,
+            "application_token": emu.app_application_token,
+        }
 
     @router.post("/clock")
     async def clock(body: dict[str, float]) -> dict[str, str]:

@@ -48,14 +48,18 @@ class Emulator:
     def __post_init__(self) -> None:
         self.events = EventHub(self.portal.domain, self.portal.member_id)
         self.portal.listeners.append(
-            lambda entity, action, rid: self.events.on_change(entity, action, rid, self.portal.clock.iso())
+            lambda entity, action, rid: self.events.on_change(
+                entity, action, rid, self.portal.clock.iso()
+            )
         )
 
     # --- auth -------------------------------------------------------------------------------
 
     def check_webhook(self, user_id: str, token: str) -> int:
-        if not user_id.isdigit() or int(user_id) != self.webhook_user_id or not secrets.compare_digest(
-            token, self.webhook_token
+        if (
+            not user_id.isdigit()
+            or int(user_id) != self.webhook_user_id
+            or not secrets.compare_digest(token, self.webhook_token)
         ):
             raise errors.invalid_credentials()
         return int(user_id)
@@ -71,17 +75,24 @@ class Emulator:
 
     def install_app(self, lifetime: float = 3600.0) -> AppCredentials:
         self.app = AppCredentials(
-            client_id=f"local.{secrets.token_hex(6)}", client_secret=secrets.token_hex(16),
-            access_token=secrets.token_hex(16), refresh_token=secrets.token_hex(16),
+            client_id=f"local.{secrets.token_hex(6)}",
+            client_secret=secrets.token_hex(16),
+            access_token=secrets.token_hex(16),
+            refresh_token=secrets.token_hex(16),
             expires_at=time.time() + lifetime,
         )
         return self.app
 
     def refresh_app(self, client_id: str, client_secret: str, refresh_token: str) -> AppCredentials:
         app = self.app
-        if app is None or (client_id, client_secret, refresh_token) != (app.client_id, app.client_secret,
-                                                                        app.refresh_token):
-            raise errors.RestError("invalid_grant", "Invalid authorization code or refresh token", 400)
+        if app is None or (client_id, client_secret, refresh_token) != (
+            app.client_id,
+            app.client_secret,
+            app.refresh_token,
+        ):
+            raise errors.RestError(
+                "invalid_grant", "Invalid authorization code or refresh token", 400
+            )
         app.access_token, app.refresh_token = secrets.token_hex(16), secrets.token_hex(16)
         app.expires_at = time.time() + 3600
         return app
@@ -95,13 +106,19 @@ class Emulator:
             "finish": finished,
             "duration": finished - started,
             "processing": processing,
-            "date_start": datetime.fromtimestamp(started, PORTAL_TZ).replace(microsecond=0).isoformat(),
-            "date_finish": datetime.fromtimestamp(finished, PORTAL_TZ).replace(microsecond=0).isoformat(),
+            "date_start": datetime.fromtimestamp(started, PORTAL_TZ)
+            .replace(microsecond=0)
+            .isoformat(),
+            "date_finish": datetime.fromtimestamp(finished, PORTAL_TZ)
+            .replace(microsecond=0)
+            .isoformat(),
             "operating_reset_at": int(self.budget.reset_at(method)),
             "operating": round(self.budget.operating(method), 4),
         }
 
-    def run_command(self, method: str, params: dict[str, Any], auth: str, user_id: int) -> tuple[MethodResult, float]:
+    def run_command(
+        self, method: str, params: dict[str, Any], auth: str, user_id: int
+    ) -> tuple[MethodResult, float]:
         """Run one method; returns its result and its simulated server seconds."""
         handler = METHODS.get(method)
         if handler is None:
@@ -112,17 +129,23 @@ class Emulator:
         self.stats.commands += 1
         self.stats.by_method[method] += 1
         outcome = handler(Call(self, params, auth, user_id))
-        seconds = self.cost.command_seconds(returned=outcome.returned, counted_rows=outcome.counted_rows)
+        seconds = self.cost.command_seconds(
+            returned=outcome.returned, counted_rows=outcome.counted_rows
+        )
         seconds += self.faults.latency_per_record_ms * outcome.returned / 1000
         self.budget.charge(method, seconds)
         self.stats.records_returned += outcome.returned
         return outcome, seconds
 
-    def run_batch(self, params: dict[str, Any], auth: str, user_id: int) -> tuple[dict[str, Any], float]:
+    def run_batch(
+        self, params: dict[str, Any], auth: str, user_id: int
+    ) -> tuple[dict[str, Any], float]:
         """batch (settings/how-to-call-rest-api/batch.md): refs resolved before each command."""
         cmd = params.get("cmd") or params.get("CMD") or {}
         as_list = isinstance(cmd, list)
-        commands = list(enumerate(cmd)) if as_list else list(cmd.items()) if isinstance(cmd, dict) else []
+        commands = (
+            list(enumerate(cmd)) if as_list else list(cmd.items()) if isinstance(cmd, dict) else []
+        )
         if len(commands) > MAX_BATCH:
             raise errors.batch_length_exceeded()
         halt = str(params.get("halt", 0)).lower() in ("1", "true", "y")
@@ -158,7 +181,11 @@ class Emulator:
         def shaped(values: dict[str, Any]) -> Any:
             if not values:
                 return []
-            return [values[k] for k in sorted(values, key=int)] if as_list and len(values) == len(commands) else values
+            return (
+                [values[k] for k in sorted(values, key=int)]
+                if as_list and len(values) == len(commands)
+                else values
+            )
 
         return {
             "result": shaped(results),
@@ -178,15 +205,20 @@ def _lookup(root: Any, path: list[str]) -> Any:
     for part in path:
         if isinstance(node, dict):
             node = node.get(part)
-        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+        elif (
+            isinstance(node, list)
+            and part.lstrip("-").isdigit()
+            and -len(node) <= int(part) < len(node)
+        ):
             node = node[int(part)]
         else:
             return None
     return node
 
 
-def _resolve_references(value: Any, results: dict[str, Any], nexts: dict[str, Any],
-                        totals: dict[str, Any]) -> Any:
+def _resolve_references(
+    value: Any, results: dict[str, Any], nexts: dict[str, Any], totals: dict[str, Any]
+) -> Any:
     """Replace `$result[key][0][ID]` (and result_next/result_total) inside parameter values."""
     if isinstance(value, dict):
         return {k: _resolve_references(v, results, nexts, totals) for k, v in value.items()}

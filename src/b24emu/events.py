@@ -63,14 +63,25 @@ class EventHub:
     _worker: asyncio.Task[None] | None = None
 
     def bind(self, binding: Binding) -> None:
-        if not any(b.event == binding.event and b.handler == binding.handler and b.offline == binding.offline
-                   for b in self.bindings):
+        if not any(
+            b.event == binding.event
+            and b.handler == binding.handler
+            and b.offline == binding.offline
+            for b in self.bindings
+        ):
             self.bindings.append(binding)
 
     def unbind(self, event: str, handler: str | None, offline: bool) -> int:
         before = len(self.bindings)
-        self.bindings = [b for b in self.bindings
-                         if not (b.event == event and (handler is None or b.handler == handler) and b.offline == offline)]
+        self.bindings = [
+            b
+            for b in self.bindings
+            if not (
+                b.event == event
+                and (handler is None or b.handler == handler)
+                and b.offline == offline
+            )
+        ]
         return before - len(self.bindings)
 
     def on_change(self, entity: str, action: str, record_id: int, now_iso: str) -> None:
@@ -87,7 +98,10 @@ class EventHub:
                 self._enqueue(binding, name, data)
 
     def payload(self, binding: Binding, name: str, data: dict[str, Any]) -> str:
-        pairs: list[tuple[str, Any]] = [("event", name), ("event_handler_id", next(self._handler_ids))]
+        pairs: list[tuple[str, Any]] = [
+            ("event", name),
+            ("event_handler_id", next(self._handler_ids)),
+        ]
         pairs += [(f"data[FIELDS][{k}]", v) for k, v in data["FIELDS"].items()]
         pairs += [
             ("ts", int(time.time())),
@@ -111,12 +125,15 @@ class EventHub:
         self._queue.put_nowait((binding.handler, body))
 
     async def _deliver_forever(self, queue: asyncio.Queue[tuple[str, str]]) -> None:
-        async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_SECONDS, transport=self.transport) as client:
+        async with httpx.AsyncClient(
+            timeout=DELIVERY_TIMEOUT_SECONDS, transport=self.transport
+        ) as client:
             while True:
                 handler, body = await queue.get()
                 try:
                     response = await client.post(
-                        handler, content=body,
+                        handler,
+                        content=body,
                         headers={"Content-Type": "application/x-www-form-urlencoded"},
                     )
                     self.delivered.append({"handler": handler, "status": response.status_code})
@@ -133,8 +150,14 @@ class EventHub:
 
     # --- offline events (api-reference/events/event-offline-get.md) ------------------------
 
-    def offline_get(self, *, limit: int, clear: bool, process_id: str | None, errors: bool) -> dict[str, Any]:
-        pending = [e for e in self.offline if e.error == errors and (e.process_id is None or e.process_id == process_id)]
+    def offline_get(
+        self, *, limit: int, clear: bool, process_id: str | None, errors: bool
+    ) -> dict[str, Any]:
+        pending = [
+            e
+            for e in self.offline
+            if e.error == errors and (e.process_id is None or e.process_id == process_id)
+        ]
         chosen = pending[:limit]
         new_process = process_id or f"{next(self._ids):032x}"
         if clear:
@@ -146,15 +169,24 @@ class EventHub:
         return {
             "process_id": None if clear else new_process,
             "events": [
-                {"ID": str(e.id), "TIMESTAMP_X": e.timestamp, "EVENT_NAME": e.event_name,
-                 "EVENT_DATA": e.data, "EVENT_ADDITIONAL": {"user_id": "1"}, "MESSAGE_ID": e.message_id}
+                {
+                    "ID": str(e.id),
+                    "TIMESTAMP_X": e.timestamp,
+                    "EVENT_NAME": e.event_name,
+                    "EVENT_DATA": e.data,
+                    "EVENT_ADDITIONAL": {"user_id": "1"},
+                    "MESSAGE_ID": e.message_id,
+                }
                 for e in chosen
             ],
         }
 
     def offline_clear(self, process_id: str, ids: list[int] | None) -> None:
-        self.offline = [e for e in self.offline
-                        if not (e.process_id == process_id and (ids is None or e.id in ids))]
+        self.offline = [
+            e
+            for e in self.offline
+            if not (e.process_id == process_id and (ids is None or e.id in ids))
+        ]
 
     def offline_error(self, process_id: str, message_ids: list[str]) -> None:
         for event in self.offline:
@@ -163,6 +195,15 @@ class EventHub:
                 event.process_id = None
 
     def offline_list(self) -> list[dict[str, Any]]:
-        return [{"ID": str(e.id), "TIMESTAMP_X": e.timestamp, "EVENT_NAME": e.event_name,
-                 "EVENT_DATA": e.data, "MESSAGE_ID": e.message_id, "PROCESS_ID": e.process_id or "",
-                 "ERROR": "1" if e.error else "0"} for e in self.offline]
+        return [
+            {
+                "ID": str(e.id),
+                "TIMESTAMP_X": e.timestamp,
+                "EVENT_NAME": e.event_name,
+                "EVENT_DATA": e.data,
+                "MESSAGE_ID": e.message_id,
+                "PROCESS_ID": e.process_id or "",
+                "ERROR": "1" if e.error else "0",
+            }
+            for e in self.offline
+        ]

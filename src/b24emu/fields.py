@@ -207,20 +207,52 @@ def standard_fields(entity: str) -> dict[str, FieldDef]:
 
 ENTITIES: tuple[str, ...] = tuple(_SPECS)
 MULTIFIELDS: tuple[str, ...] = ("PHONE", "EMAIL", "WEB", "IM")
-NUMERIC_TYPES = frozenset({"integer", "double", "user", "crm_company", "crm_contact", "crm_lead",
-                           "crm_quote", "crm_category", "enumeration", "file", "crm"})
+NUMERIC_TYPES = frozenset(
+    {
+        "integer",
+        "double",
+        "user",
+        "crm_company",
+        "crm_contact",
+        "crm_lead",
+        "crm_quote",
+        "crm_category",
+        "enumeration",
+        "file",
+        "crm",
+    }
+)
 DATE_TYPES = frozenset({"date", "datetime"})
 
 # User-field types the portal supports (crm.userfield.types); "user_type_id" values.
-USER_FIELD_TYPES = frozenset({
-    "string", "integer", "double", "boolean", "date", "datetime", "enumeration", "money",
-    "url", "address", "file", "employee", "crm", "crm_status", "iblock_element",
-    "iblock_section",
-})
+USER_FIELD_TYPES = frozenset(
+    {
+        "string",
+        "integer",
+        "double",
+        "boolean",
+        "date",
+        "datetime",
+        "enumeration",
+        "money",
+        "url",
+        "address",
+        "file",
+        "employee",
+        "crm",
+        "crm_status",
+        "iblock_element",
+        "iblock_section",
+    }
+)
 
 
 def user_field_definition(
-    name: str, user_type: str, label: str, *, multiple: bool = False,
+    name: str,
+    user_type: str,
+    label: str,
+    *,
+    multiple: bool = False,
     items: list[dict[str, str]] | None = None,
 ) -> FieldDef:
     """How `crm.X.fields` describes a user field: labels and, for lists, items."""

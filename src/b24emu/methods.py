@@ -90,8 +90,13 @@ def _crm_methods(entity: str) -> None:
             order=_as_dict(call.param("order")),
             start=start,
         )
-        return MethodResult(page.items, page.total, page.next, returned=len(page.items),
-                            counted_rows=page.scanned if start >= 0 else None)
+        return MethodResult(
+            page.items,
+            page.total,
+            page.next,
+            returned=len(page.items),
+            counted_rows=page.scanned if start >= 0 else None,
+        )
 
     def get(call: Call) -> MethodResult:
         record = call.emulator.portal.get(entity, call.param("id"))
@@ -114,8 +119,14 @@ def _crm_methods(entity: str) -> None:
         call.emulator.portal.delete(entity, call.param("id"))
         return MethodResult(True)
 
-    for suffix, handler in (("fields", fields), ("list", list_), ("get", get), ("add", add),
-                            ("update", update), ("delete", delete)):
+    for suffix, handler in (
+        ("fields", fields),
+        ("list", list_),
+        ("get", get),
+        ("add", add),
+        ("update", update),
+        ("delete", delete),
+    ):
         METHODS[f"{prefix}.{suffix}"] = handler
 
 
@@ -127,8 +138,15 @@ for _entity in ENTITIES:
 
 
 def _link_items(ids: list[str]) -> list[dict[str, Any]]:
-    return [{"COMPANY_ID": int(i), "SORT": 10 * (n + 1), "ROLE_ID": 0, "IS_PRIMARY": "Y" if n == 0 else "N"}
-            for n, i in enumerate(ids)]
+    return [
+        {
+            "COMPANY_ID": int(i),
+            "SORT": 10 * (n + 1),
+            "ROLE_ID": 0,
+            "IS_PRIMARY": "Y" if n == 0 else "N",
+        }
+        for n, i in enumerate(ids)
+    ]
 
 
 @method("crm.contact.company.items.get")
@@ -148,7 +166,9 @@ def _set_contact_companies(call: Call, replace: bool) -> MethodResult:
         company_id = str(portal.get("company", item["COMPANY_ID"])["ID"])
         if company_id not in wanted:
             wanted.append(company_id)
-    portal.update("contact", record["ID"], {"COMPANY_IDS": wanted, "COMPANY_ID": wanted[0] if wanted else ""})
+    portal.update(
+        "contact", record["ID"], {"COMPANY_IDS": wanted, "COMPANY_ID": wanted[0] if wanted else ""}
+    )
     return MethodResult(True)
 
 
@@ -165,9 +185,17 @@ def contact_company_add(call: Call) -> MethodResult:
 @method("crm.deal.contact.items.get")
 def deal_contact_get(call: Call) -> MethodResult:
     record = call.emulator.portal.get("deal", call.param("id"))
-    return MethodResult([{"CONTACT_ID": int(i), "SORT": 10 * (n + 1), "ROLE_ID": 0,
-                          "IS_PRIMARY": "Y" if n == 0 else "N"}
-                         for n, i in enumerate(record.get("CONTACT_IDS") or [])])
+    return MethodResult(
+        [
+            {
+                "CONTACT_ID": int(i),
+                "SORT": 10 * (n + 1),
+                "ROLE_ID": 0,
+                "IS_PRIMARY": "Y" if n == 0 else "N",
+            }
+            for n, i in enumerate(record.get("CONTACT_IDS") or [])
+        ]
+    )
 
 
 # --- reference lists ------------------------------------------------------------------------
@@ -176,15 +204,21 @@ def deal_contact_get(call: Call) -> MethodResult:
 @method("crm.status.list")
 def status_list(call: Call) -> MethodResult:
     flt = _as_dict(call.param("filter"))
-    rows = [s for s in call.emulator.portal.statuses
-            if all(str(s.get(k.lstrip("="), "")) == str(v) for k, v in flt.items())]
+    rows = [
+        s
+        for s in call.emulator.portal.statuses
+        if all(str(s.get(k.lstrip("="), "")) == str(v) for k, v in flt.items())
+    ]
     return MethodResult(rows, total=len(rows))
 
 
 @method("crm.category.list")
 def category_list(call: Call) -> MethodResult:
-    rows = [c for c in call.emulator.portal.categories
-            if str(c["entityTypeId"]) == str(call.param("entityTypeId", 2))]
+    rows = [
+        c
+        for c in call.emulator.portal.categories
+        if str(c["entityTypeId"]) == str(call.param("entityTypeId", 2))
+    ]
     return MethodResult({"categories": rows}, total=len(rows))
 
 
@@ -205,9 +239,17 @@ def user_get(call: Call) -> MethodResult:
 @method("profile")
 def profile(call: Call) -> MethodResult:
     user = call.emulator.portal.users.get(call.user_id, call.emulator.portal.users[1])
-    return MethodResult({"ID": user["ID"], "ADMIN": user.get("ADMIN", False), "NAME": user["NAME"],
-                         "LAST_NAME": user["LAST_NAME"], "PERSONAL_GENDER": "", "TIME_ZONE": "",
-                         "TIME_ZONE_OFFSET": 10800})
+    return MethodResult(
+        {
+            "ID": user["ID"],
+            "ADMIN": user.get("ADMIN", False),
+            "NAME": user["NAME"],
+            "LAST_NAME": user["LAST_NAME"],
+            "PERSONAL_GENDER": "",
+            "TIME_ZONE": "",
+            "TIME_ZONE_OFFSET": 10800,
+        }
+    )
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -233,9 +275,16 @@ def event_bind(call: Call) -> MethodResult:
     handler = str(call.param("handler") or "")
     if not offline and not handler.startswith(("http://", "https://")):
         raise errors.bad_parameter("Handler URL is not valid")
-    call.emulator.events.bind(Binding(event, handler, call.emulator.app_application_token,
-                                      int(call.param("auth_type") or 0), offline,
-                                      str(call.param("auth_connector") or "")))
+    call.emulator.events.bind(
+        Binding(
+            event,
+            handler,
+            call.emulator.app_application_token,
+            int(call.param("auth_type") or 0),
+            offline,
+            str(call.param("auth_connector") or ""),
+        )
+    )
     return MethodResult(True)
 
 
@@ -244,16 +293,26 @@ def event_unbind(call: Call) -> MethodResult:
     _require_app(call)
     offline = str(call.param("event_type") or "online").lower() == "offline"
     handler = call.param("handler")
-    count = call.emulator.events.unbind(_event_name(call), str(handler) if handler else None, offline)
+    count = call.emulator.events.unbind(
+        _event_name(call), str(handler) if handler else None, offline
+    )
     return MethodResult({"count": count})
 
 
 @method("event.get")
 def event_get(call: Call) -> MethodResult:
     _require_app(call)
-    return MethodResult([{"event": b.event, "handler": b.handler, "auth_type": str(b.auth_type),
-                          "offline": 1 if b.offline else 0}
-                         for b in call.emulator.events.bindings])
+    return MethodResult(
+        [
+            {
+                "event": b.event,
+                "handler": b.handler,
+                "auth_type": str(b.auth_type),
+                "offline": 1 if b.offline else 0,
+            }
+            for b in call.emulator.events.bindings
+        ]
+    )
 
 
 @method("event.offline.get")
@@ -261,9 +320,12 @@ def event_offline_get(call: Call) -> MethodResult:
     _require_app(call)
     limit = max(1, min(1000, int(call.param("limit") or 50)))
     clear = str(call.param("clear", 1)) not in ("0", "false", "N")
-    result = call.emulator.events.offline_get(limit=limit, clear=clear,
-                                              process_id=call.param("process_id"),
-                                              errors=str(call.param("error", 0)) in ("1", "true", "Y"))
+    result = call.emulator.events.offline_get(
+        limit=limit,
+        clear=clear,
+        process_id=call.param("process_id"),
+        errors=str(call.param("error", 0)) in ("1", "true", "Y"),
+    )
     return MethodResult(result)
 
 
@@ -274,15 +336,18 @@ def event_offline_clear(call: Call) -> MethodResult:
     if not process_id:
         raise errors.bad_parameter("process_id is required")
     ids = call.param("id")
-    call.emulator.events.offline_clear(str(process_id), [int(i) for i in _as_list(ids)] if ids else None)
+    call.emulator.events.offline_clear(
+        str(process_id), [int(i) for i in _as_list(ids)] if ids else None
+    )
     return MethodResult(True)
 
 
 @method("event.offline.error")
 def event_offline_error(call: Call) -> MethodResult:
     _require_app(call)
-    call.emulator.events.offline_error(str(call.param("process_id") or ""),
-                                       [str(m) for m in _as_list(call.param("message_id"))])
+    call.emulator.events.offline_error(
+        str(call.param("process_id") or ""), [str(m) for m in _as_list(call.param("message_id"))]
+    )
     return MethodResult(True)
 
 

@@ -43,8 +43,10 @@ def _listify(node: Any) -> Any:
     if isinstance(node, dict):
         converted = {k: _listify(v) for k, v in node.items()}
         keys = list(converted)
-        if keys and all(k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(
-            range(len(keys))
+        if (
+            keys
+            and all(k.isdigit() for k in keys)
+            and sorted(int(k) for k in keys) == list(range(len(keys)))
         ):
             return [converted[str(i)] for i in range(len(keys))]
         return converted

@@ -100,8 +100,14 @@ class Portal:
         self.multifield_ids = itertools.count(1)
         self.listeners: list[ChangeListener] = []
         self.users: dict[int, dict[str, Any]] = {
-            1: {"ID": "1", "ACTIVE": True, "NAME": "Admin", "LAST_NAME": "Portal",
-                "EMAIL": "admin@b24emu.local", "ADMIN": True}
+            1: {
+                "ID": "1",
+                "ACTIVE": True,
+                "NAME": "Admin",
+                "LAST_NAME": "Portal",
+                "EMAIL": "admin@b24emu.local",
+                "ADMIN": True,
+            }
         }
         self.statuses: list[dict[str, Any]] = []
         self.categories: list[dict[str, Any]] = [
@@ -142,8 +148,17 @@ class Portal:
         if value is None:
             return None
         ftype = fdef["type"]
-        if ftype in ("integer", "user", "crm_company", "crm_contact", "crm_lead", "crm_quote",
-                     "crm_category", "employee", "enumeration"):
+        if ftype in (
+            "integer",
+            "user",
+            "crm_company",
+            "crm_contact",
+            "crm_lead",
+            "crm_quote",
+            "crm_category",
+            "employee",
+            "enumeration",
+        ):
             if value == "":
                 return None if name != "CATEGORY_ID" else "0"
             try:
@@ -185,9 +200,17 @@ class Portal:
             parsed = parsed.replace(hour=0, minute=0, second=0)
         return parsed.isoformat()
 
-    def _multifield(self, name: str, current: list[dict[str, Any]], given: Any) -> list[dict[str, Any]]:
+    def _multifield(
+        self, name: str, current: list[dict[str, Any]], given: Any
+    ) -> list[dict[str, Any]]:
         """PHONE/EMAIL/...: items with ID update (empty VALUE deletes), without ID are added."""
-        items = given if isinstance(given, list) else list(given.values()) if isinstance(given, dict) else []
+        items = (
+            given
+            if isinstance(given, list)
+            else list(given.values())
+            if isinstance(given, dict)
+            else []
+        )
         result = [dict(i) for i in current]
         for item in items:
             if not isinstance(item, dict):
@@ -195,22 +218,31 @@ class Portal:
             if item.get("ID"):
                 for existing in result:
                     if existing["ID"] == str(item["ID"]):
-                        if item.get("VALUE", existing["VALUE"]) in ("", None) or item.get("DELETE") == "Y":
+                        if (
+                            item.get("VALUE", existing["VALUE"]) in ("", None)
+                            or item.get("DELETE") == "Y"
+                        ):
                             result.remove(existing)
                         else:
                             existing["VALUE"] = str(item.get("VALUE", existing["VALUE"]))
-                            existing["VALUE_TYPE"] = str(item.get("VALUE_TYPE", existing["VALUE_TYPE"]))
+                            existing["VALUE_TYPE"] = str(
+                                item.get("VALUE_TYPE", existing["VALUE_TYPE"])
+                            )
                         break
             elif item.get("VALUE") not in (None, ""):
-                result.append({
-                    "ID": str(next(self.multifield_ids)),
-                    "VALUE_TYPE": str(item.get("VALUE_TYPE") or "WORK"),
-                    "VALUE": str(item["VALUE"]),
-                    "TYPE_ID": name,
-                })
+                result.append(
+                    {
+                        "ID": str(next(self.multifield_ids)),
+                        "VALUE_TYPE": str(item.get("VALUE_TYPE") or "WORK"),
+                        "VALUE": str(item["VALUE"]),
+                        "TYPE_ID": name,
+                    }
+                )
         return result
 
-    def _apply(self, store: EntityStore, record: dict[str, Any], given: dict[str, Any], *, creating: bool) -> None:
+    def _apply(
+        self, store: EntityStore, record: dict[str, Any], given: dict[str, Any], *, creating: bool
+    ) -> None:
         for raw_name, value in given.items():
             name = str(raw_name).upper()
             fdef = store.fields.get(name)
@@ -230,18 +262,31 @@ class Portal:
 
     # --- CRM records --------------------------------------------------------------------------
 
-    def add(self, entity: str, fields: dict[str, Any], *, user_id: int = 1, notify: bool = True) -> int:
+    def add(
+        self, entity: str, fields: dict[str, Any], *, user_id: int = 1, notify: bool = True
+    ) -> int:
         store = self.store(entity)
         now = self.clock.iso()
-        record: dict[str, Any] = {name: None for name, d in store.fields.items()
-                                  if not d["isMultiple"] or name not in MULTIFIELDS}
+        record: dict[str, Any] = {
+            name: None
+            for name, d in store.fields.items()
+            if not d["isMultiple"] or name not in MULTIFIELDS
+        }
         for name, fdef in store.fields.items():
             if fdef["isMultiple"] and name not in MULTIFIELDS:
                 record[name] = []
             elif fdef["type"] == "char":
                 record[name] = "N"
-        record.update({"DATE_CREATE": now, "DATE_MODIFY": now, "CREATED_BY_ID": str(user_id),
-                       "MODIFY_BY_ID": str(user_id), "ASSIGNED_BY_ID": str(user_id), "OPENED": "Y"})
+        record.update(
+            {
+                "DATE_CREATE": now,
+                "DATE_MODIFY": now,
+                "CREATED_BY_ID": str(user_id),
+                "MODIFY_BY_ID": str(user_id),
+                "ASSIGNED_BY_ID": str(user_id),
+                "OPENED": "Y",
+            }
+        )
         record.update(_ENTITY_DEFAULTS.get(entity, {}))
         self._apply(store, record, fields, creating=True)
         self._derive(entity, record)
@@ -257,7 +302,9 @@ class Portal:
             raise errors.not_found()
         return record
 
-    def update(self, entity: str, record_id: Any, fields: dict[str, Any], *, user_id: int = 1) -> None:
+    def update(
+        self, entity: str, record_id: Any, fields: dict[str, Any], *, user_id: int = 1
+    ) -> None:
         record = self.get(entity, record_id)
         store = self.store(entity)
         self._apply(store, record, fields, creating=False)
@@ -276,7 +323,9 @@ class Portal:
         """Fields the portal computes: stage semantics, the deprecated single-link fields."""
         if entity == "deal":
             stage = record.get("STAGE_ID") or "NEW"
-            record["STAGE_SEMANTIC_ID"] = "S" if stage.endswith("WON") else "F" if stage.endswith("LOSE") else "P"
+            record["STAGE_SEMANTIC_ID"] = (
+                "S" if stage.endswith("WON") else "F" if stage.endswith("LOSE") else "P"
+            )
             record["CLOSED"] = "Y" if record["STAGE_SEMANTIC_ID"] != "P" else "N"
             ids = record.get("CONTACT_IDS") or []
             record["CONTACT_ID"] = ids[0] if ids else record.get("CONTACT_ID")
@@ -289,7 +338,9 @@ class Portal:
             record["COMPANY_ID"] = ids[0] if ids else None
         if entity == "lead":
             status = record.get("STATUS_ID") or "NEW"
-            record["STATUS_SEMANTIC_ID"] = "S" if status == "CONVERTED" else "F" if status == "JUNK" else "P"
+            record["STATUS_SEMANTIC_ID"] = (
+                "S" if status == "CONVERTED" else "F" if status == "JUNK" else "P"
+            )
 
     def list(
         self,
@@ -327,13 +378,25 @@ class Portal:
         window = matching[offset : offset + PAGE_SIZE]
         following = offset + PAGE_SIZE if offset + PAGE_SIZE < len(matching) else None
         total = len(matching) if start >= 0 else None
-        return ListPage([_project(r, columns) for r in window], total,
-                        following if start >= 0 else None, len(store.records) + offset)
+        return ListPage(
+            [_project(r, columns) for r in window],
+            total,
+            following if start >= 0 else None,
+            len(store.records) + offset,
+        )
 
     # --- user fields ------------------------------------------------------------------------
 
-    def add_user_field(self, entity: str, name: str, user_type: str, label: str, *,
-                       multiple: bool = False, items: list[str] | None = None) -> FieldDef:
+    def add_user_field(
+        self,
+        entity: str,
+        name: str,
+        user_type: str,
+        label: str,
+        *,
+        multiple: bool = False,
+        items: list[str] | None = None,
+    ) -> FieldDef:
         name = name.upper()
         if not name.startswith("UF_CRM_"):
             raise errors.bad_parameter("FIELD_NAME must start with UF_CRM_.")
@@ -341,8 +404,9 @@ class Portal:
             raise errors.bad_parameter(f"Unknown USER_TYPE_ID '{user_type}'.")
         store = self.store(entity)
         enum_items = [{"ID": str(next(self.user_field_ids)), "VALUE": v} for v in (items or [])]
-        store.fields[name] = user_field_definition(name, user_type, label, multiple=multiple,
-                                                   items=enum_items)
+        store.fields[name] = user_field_definition(
+            name, user_type, label, multiple=multiple, items=enum_items
+        )
         for record in store.records.values():
             record.setdefault(name, [] if multiple else None)
         return store.fields[name]
@@ -366,8 +430,15 @@ class Portal:
 
 
 _ENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "deal": {"STAGE_ID": "NEW", "CATEGORY_ID": "0", "CURRENCY_ID": "RUB", "OPPORTUNITY": "0.00",
-             "PROBABILITY": None, "IS_NEW": "Y", "TYPE_ID": "SALE"},
+    "deal": {
+        "STAGE_ID": "NEW",
+        "CATEGORY_ID": "0",
+        "CURRENCY_ID": "RUB",
+        "OPPORTUNITY": "0.00",
+        "PROBABILITY": None,
+        "IS_NEW": "Y",
+        "TYPE_ID": "SALE",
+    },
     "lead": {"STATUS_ID": "NEW", "CURRENCY_ID": "RUB", "OPPORTUNITY": "0.00"},
     "contact": {"TYPE_ID": "CLIENT", "EXPORT": "Y"},
     "company": {"COMPANY_TYPE": "CUSTOMER", "CURRENCY_ID": "RUB"},

@@ -80,8 +80,10 @@ def _compile_one(op: str, field: str, ftype: str, operand: Any) -> Predicate:
             if empty:
                 hit = all(v is None for v in values)
             else:
-                hit = any(_comparable(v, target)[0] == _comparable(v, target)[1] and v is not None
-                          for v in values)
+                hit = any(
+                    _comparable(v, target)[0] == _comparable(v, target)[1] and v is not None
+                    for v in values
+                )
             return hit if op == "=" else not hit
         for value in values:
             left, right = _comparable(value, target)
@@ -145,26 +147,30 @@ def order_keys(
 def sort_records(records: list[dict[str, Any]], keys: list[tuple[str, str, bool]]) -> None:
     for name, ftype, descending in reversed(keys):
         records.sort(
-            key=lambda r: (_typed(r.get(name), ftype) is not None, _typed(r.get(name), ftype) or 0)
-            if ftype in NUMERIC_TYPES or ftype == "double"
-            else str(r.get(name) or ""),
+            key=lambda r: (
+                (_typed(r.get(name), ftype) is not None, _typed(r.get(name), ftype) or 0)
+                if ftype in NUMERIC_TYPES or ftype == "double"
+                else str(r.get(name) or "")
+            ),
             reverse=descending,
         )
 
 
-def resolve_select(
-    raw: Iterable[str] | None, fields: dict[str, FieldDef]
-) -> list[str]:
+def resolve_select(raw: Iterable[str] | None, fields: dict[str, FieldDef]) -> list[str]:
     """Field names to return: `*` = standard non-multiple, `UF_*` = user non-multiple."""
     names = [str(n).upper() for n in (raw or [])] or ["*", "UF_*"]
     chosen: dict[str, None] = {"ID": None}
     for name in names:
         if name == "*":
-            chosen.update((f, None) for f, d in fields.items()
-                          if not f.startswith("UF_") and not d["isMultiple"])
+            chosen.update(
+                (f, None)
+                for f, d in fields.items()
+                if not f.startswith("UF_") and not d["isMultiple"]
+            )
         elif name == "UF_*":
-            chosen.update((f, None) for f, d in fields.items()
-                          if f.startswith("UF_") and not d["isMultiple"])
+            chosen.update(
+                (f, None) for f, d in fields.items() if f.startswith("UF_") and not d["isMultiple"]
+            )
         elif name in fields:
             chosen[name] = None
     return list(chosen)

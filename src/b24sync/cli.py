@@ -163,8 +163,20 @@ def emulator(
     burst: int = 50,
     latency_ms: float = 0.0,
 ) -> None:
-    """Serve b24emu, a local Bitrix24 portal, and print its inbound-webhook URL."""
-    _not_yet("emulator", 3)
+    """Serve b24emu, a local Bitrix24 portal, and print its inbound-webhook URL.
+
+    --rate 0 switches the leaky bucket off. The control API is under /_emulator/.
+    """
+    from b24emu.server import build_emulator, serve, webhook_url
+
+    configure_logging(False)
+    counts = {"deal": deals, "contact": contacts, "company": companies, "lead": leads}
+    emu = build_emulator(counts=counts, rate=rate, burst=burst, latency_ms=latency_ms)
+    typer.echo(f"BITRIX_WEBHOOK_URL={webhook_url(emu, host, port)}")
+    console.print(
+        f"b24emu serving {sum(counts.values())} records on http://{host}:{port} (Ctrl-C stops)"
+    )
+    serve(emu, host, port)
 
 
 def main() -> None:
