@@ -127,9 +127,10 @@ def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[s
                     "MODIFY_BY_ID": "1",
                     "ASSIGNED_BY_ID": "1",
                     "OPENED": "Y",
-                    "SOURCE_ID": data.rng.choice(SOURCES),
                 }
             )
+            if "SOURCE_ID" in store.fields:
+                record["SOURCE_ID"] = data.rng.choice(SOURCES)
             maker(portal, data, record)
             store.insert(record)
         created[entity] = number

@@ -1,0 +1,163 @@
+"""The async Bitrix24 REST client: one seam (an httpx.AsyncClient) to the portal.
+
+Retries with exponential backoff and jitter for QUERY_LIMIT_EXCEEDED, 5xx, timeouts and dropped
+connections; OPERATION_TIME_LIMIT waits until the method's reset (limits.md). Messages never
+carry the webhook token: the URL is built here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from b24sync.bitrix.encoding import encode_params
+from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.config import WebhookUrl
+from b24sync.errors import (
+    BadRequest,
+    BitrixError,
+    MethodNotFound,
+    OperationTimeLimit,
+    PortalAuthError,
+    PortalServerError,
+    RateLimited,
+    RecordNotFound,
+)
+from b24sync.redaction import redact
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 50
+_AUTH_CODES = {"INVALID_CREDENTIALS", "NO_AUTH_FOUND", "ACCESS_DENIED", "insufficient_scope",
+               "expired_token", "invalid_token", "user_access_error", "PORTAL_DELETED",
+               "OVERLOAD_LIMIT", "INVALID_REQUEST", "WRONG_AUTH_TYPE"}
+
+JsonDict = dict[str, Any]
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_operating_wait: float = 660.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class CallCounters:
+    http_calls: int = 0
+    commands: int = 0
+    retries: int = 0
+    portal_operating: float = 0.0
+
+
+@dataclass
+class BatchResult:
+    result: dict[str, Any]
+    errors: dict[str, JsonDict]
+    total: dict[str, int]
+    next: dict[str, int]
+    time: JsonDict
+
+
+def error_for(payload: Any, status: int, method: str) -> BitrixError:
+    """Map an error envelope to the exception family the caller can act on."""
+    code = str(payload.get("error", "")) if isinstance(payload, dict) else ""
+    text = str(payload.get("error_description", "")) if isinstance(payload, dict) else ""
+    message = redact(f"{method}: {code or 'error'} {text}".strip())
+    kind: type[BitrixError]
+    if code == "QUERY_LIMIT_EXCEEDED":
+        kind = RateLimited
+    elif code == "OPERATION_TIME_LIMIT":
+        kind = OperationTimeLimit
+    elif code in _AUTH_CODES:
+        kind = PortalAuthError
+    elif code == "ERROR_METHOD_NOT_FOUND":
+        kind = MethodNotFound
+    elif text == "Not found":
+        kind = RecordNotFound
+    elif status >= 500:
+        kind = PortalServerError
+    else:
+        kind = BadRequest
+    return kind(message, code=code, status=status, method=method)
+
+
+@dataclass
+class BitrixClient:
+    http: httpx.AsyncClient
+    webhook: WebhookUrl
+    limiter: LeakyBucket = field(default_factory=LeakyBucket)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    counters: CallCounters = field(default_factory=CallCounters)
+    last_time: JsonDict = field(default_factory=dict)
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> JsonDict:
+        """One REST call; returns the whole envelope (result, total, next, time)."""
+        self.counters.commands += 1
+        return await self._post(method, dict(params or {}))
+
+    async def batch(self, commands: Mapping[str, str], *, halt: bool = False) -> BatchResult:
+        """Run ``name -> "method?query"`` commands, 50 per HTTP call (split transparently).
+
+        ``$result[name]`` references work within one chunk of 50 only.
+        """
+        merged = BatchResult({}, {}, {}, {}, {})
+        items = list(commands.items())
+        for offset in range(0, len(items), MAX_BATCH):
+            chunk = dict(items[offset : offset + MAX_BATCH])
+            self.counters.commands += len(chunk)
+            envelope = await self._post("batch", {"halt": 1 if halt else 0, "cmd": chunk})
+            body = envelope.get("result") or {}
+            for attr, key in (("result", "result"), ("errors", "result_error"), ("total", "result_total"),
+                              ("next", "result_next")):
+                part = body.get(key) or {}
+                if isinstance(part, list):
+                    part = dict(enumerate(part))
+                getattr(merged, attr).update({str(k): v for k, v in part.items()})
+            merged.time = envelope.get("time") or {}
+        return merged
+
+    async def _post(self, method: str, params: JsonDict) -> JsonDict:
+        url = self.webhook.secret_base + method
+        for attempt in range(self.retry.attempts):
+            await self.limiter.acquire()
+            self.counters.http_calls += 1
+            try:
+                response = await self.http.post(url, json=params)
+                payload = response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                failure: BitrixError = PortalServerError(
+                    redact(f"{method}: {type(exc).__name__} talking to the portal"), method=method)
+            else:
+                if response.status_code == 200 and isinstance(payload, dict) and "error" not in payload:
+                    self.last_time = payload.get("time") or {}
+                    self.counters.portal_operating = float(self.last_time.get("operating") or 0)
+                    return payload
+                failure = error_for(payload, response.status_code, method)
+            if not isinstance(failure, (RateLimited, OperationTimeLimit, PortalServerError)):
+                raise failure
+            if attempt == self.retry.attempts - 1:
+                raise failure
+            self.counters.retries += 1
+            await asyncio.sleep(self._pause(failure, attempt))
+        raise AssertionError("unreachable")
+
+    def _pause(self, failure: BitrixError, attempt: int) -> float:
+        if isinstance(failure, RateLimited):
+            self.limiter.penalise()
+        if isinstance(failure, OperationTimeLimit):
+            reset_at = float(self.last_time.get("operating_reset_at") or 0)
+            wait = reset_at - time.time() if reset_at else self.retry.delay(attempt)
+            return min(max(wait, self.retry.base_delay), self.retry.max_operating_wait)
+        log.info("retrying %s after %s", failure.method, failure.code or type(failure).__name__)
+        return self.retry.delay(attempt)

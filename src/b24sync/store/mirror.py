@@ -1,0 +1,103 @@
+"""Writes the mirrored tables: DDL plans, field snapshots, COPY-based upserts, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+
+from b24sync.schema.identifiers import ident
+from b24sync.schema.planner import ColumnSpec, Plan
+from b24sync.schema.types import Unconvertible, convert
+
+DATA_SCHEMA = "bitrix24"
+
+
+async def load_snapshot(conn: AsyncConnection[Any], entity: str) -> dict[str, ColumnSpec]:
+    rows = await (await conn.execute(
+        "SELECT field_name, column_name, bitrix_type, pg_type, is_multiple, coalesce(title, ''), "
+        "definition, removed_at IS NOT NULL FROM b24sync.field_snapshots WHERE entity = %s",
+        (entity,))).fetchall()
+    return {r[0]: ColumnSpec(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
+
+
+async def apply_plan(conn: AsyncConnection[Any], entity: str, plan: Plan) -> None:
+    for statement in plan.statements:
+        await conn.execute(statement)
+    for spec in plan.columns.values():
+        await conn.execute(
+            "INSERT INTO b24sync.field_snapshots AS s (entity, field_name, column_name, bitrix_type, "
+            "pg_type, is_multiple, title, definition, removed_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END) "
+            "ON CONFLICT (entity, field_name) DO UPDATE SET bitrix_type = EXCLUDED.bitrix_type, "
+            "pg_type = EXCLUDED.pg_type, is_multiple = EXCLUDED.is_multiple, title = EXCLUDED.title, "
+            "definition = EXCLUDED.definition, updated_at = now(), "
+            "removed_at = CASE WHEN %s THEN coalesce(s.removed_at, now()) END",
+            (entity, spec.field_name, spec.column_name, spec.bitrix_type, spec.pg_type,
+             spec.is_multiple, spec.title, Jsonb(spec.definition), spec.removed, spec.removed))
+
+
+def typed_rows(records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec],
+               synced_at: datetime) -> tuple[list[tuple[Any, ...]], int]:
+    """Rows for COPY (id, _raw, _synced_at, columns...) and the count of failed conversions."""
+    rows: list[tuple[Any, ...]] = []
+    failed = 0
+    for record in records:
+        values: list[Any] = [int(record["ID"]), json.dumps(record, ensure_ascii=False), synced_at]
+        for spec in columns:
+            try:
+                values.append(convert(spec.pg_type, record.get(spec.field_name)))
+            except Unconvertible:
+                values.append(None)
+                failed += 1
+        rows.append(tuple(values))
+    return rows, failed
+
+
+async def upsert(conn: AsyncConnection[Any], table: str, columns: Sequence[ColumnSpec],
+                 rows: list[tuple[Any, ...]]) -> int:
+    """COPY into a staging table, then one INSERT .. ON CONFLICT; unchanged `_raw` is skipped.
+
+    Runs inside the caller's transaction, so the checkpoint commits with the data.
+    """
+    if not rows:
+        return 0
+    names = ["id", "_raw", "_synced_at", *[c.column_name for c in columns]]
+    types = ["bigint", "jsonb", "timestamptz", *[c.pg_type for c in columns]]
+    target = ident(DATA_SCHEMA, table)
+    staging = ident(f"_stage_{table}")
+    await conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+        staging, sql.SQL(", ").join(sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in zip(names, types, strict=True))))
+    await conn.execute(sql.SQL("TRUNCATE {}").format(staging))
+    column_list = sql.SQL(", ").join(ident(n) for n in names)
+    async with conn.cursor() as cur:
+        async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, column_list)) as copy:
+            for row in rows:
+                await copy.write_row(row)
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(ident(n), ident(n)) for n in names[1:])
+        await cur.execute(sql.SQL(
+            "INSERT INTO {target} AS t ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} "
+            "ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
+            "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL").format(
+            target=target, cols=column_list, staging=staging, updates=updates))
+        return cur.rowcount
+
+
+async def mark_deleted_except(conn: AsyncConnection[Any], table: str, seen_ids: Sequence[int]) -> int:
+    """Soft-delete every live row whose id the portal no longer has."""
+    cur = await conn.execute(sql.SQL(
+        "UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND NOT (id = ANY(%s))").format(
+        ident(DATA_SCHEMA, table)), (list(seen_ids),))
+    return cur.rowcount
+
+
+async def mark_deleted(conn: AsyncConnection[Any], table: str, ids: Sequence[int]) -> int:
+    cur = await conn.execute(sql.SQL(
+        "UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND id = ANY(%s)").format(
+        ident(DATA_SCHEMA, table)), (list(ids),))
+    return cur.rowcount

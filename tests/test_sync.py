@@ -1,0 +1,241 @@
+"""The sync engine end to end: b24emu (in-process ASGI) -> client -> PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from b24emu import Emulator, create_app, seed_portal
+from b24sync.bitrix.client import BitrixClient, RetryPolicy
+from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.config import WebhookUrl
+from b24sync.entities import ENTITIES, entity_named
+from b24sync.sync.engine import SyncEngine
+
+TOKEN = "synctesttoken1"
+
+
+@pytest.fixture
+def emu() -> Emulator:
+    return Emulator(webhook_token=TOKEN)
+
+
+@pytest.fixture
+async def client(emu: Emulator) -> AsyncIterator[BitrixClient]:
+    transport = httpx.ASGITransport(app=create_app(emu))
+    async with httpx.AsyncClient(transport=transport, timeout=30) as http:
+        yield BitrixClient(http, WebhookUrl.parse(f"http://emu/rest/1/{TOKEN}/"),
+                           limiter=LeakyBucket(rate=1000, burst=10000),
+                           retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01))
+
+
+@pytest.fixture
+def engine(client: BitrixClient, database_url: str) -> SyncEngine:
+    return SyncEngine(client, database_url)
+
+
+def rows(url: str, table: str, where: str = "true") -> dict[int, dict[str, Any]]:
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(f"SELECT * FROM bitrix24.{table} WHERE {where} ORDER BY id")
+        return {r["id"]: r for r in cur.fetchall()}
+
+
+def assert_mirror_equals_portal(url: str, emu: Emulator, entity: str) -> None:
+    table = ENTITIES[entity].table
+    live = rows(url, table, "_deleted_at IS NULL")
+    portal = emu.portal.store(entity).records
+    assert sorted(live) == sorted(portal)
+    for record_id, record in portal.items():
+        assert live[record_id]["_raw"] == json.loads(json.dumps(record)), record_id
+
+
+async def test_full_sync_of_all_entities_equals_portal(engine: SyncEngine, emu: Emulator,
+                                                       database_url: str) -> None:
+    seed_portal(emu.portal, {"company": 80, "contact": 260, "lead": 130, "deal": 3100})
+    for name in ("company", "contact", "lead", "deal"):
+        summary = await engine.full(entity_named(name))
+        assert summary.status == "success", summary.error
+        assert_mirror_equals_portal(database_url, emu, name)
+    deal = rows(database_url, "crm_deal")[7]
+    portal = emu.portal.store("deal").records[7]
+    assert deal["title"] == portal["TITLE"]
+    assert str(deal["opportunity"]) == portal["OPPORTUNITY"]
+    assert deal["closed"] is (portal["CLOSED"] == "Y")
+    assert deal["date_modify"] == datetime.fromisoformat(portal["DATE_MODIFY"])
+    assert deal["contact_ids"] == [portal["CONTACT_IDS"][0]]
+    assert deal["uf_crm_1700000008"] is not None  # money amount
+    contact = rows(database_url, "crm_contact")[3]
+    assert contact["phone"][0]["VALUE"] == emu.portal.store("contact").records[3]["PHONE"][0]["VALUE"]
+
+
+async def test_export_call_count_is_near_the_minimum(engine: SyncEngine, emu: Emulator) -> None:
+    seed_portal(emu.portal, {"deal": 10000})
+    summary = await engine.full(entity_named("deal"))
+    # fields + probe + ceil(10000 / 2500) batches, a few spare for follow-ups
+    assert summary.fetched == 10000 and summary.api_calls <= 2 + 4 + 2
+
+
+async def test_no_record_skipped_or_repeated_with_gaps(engine: SyncEngine, emu: Emulator,
+                                                       database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 3000})
+    store = emu.portal.store("deal")
+    for rid in list(store.records):
+        if rid % 7 in (1, 2, 3) or 1200 < rid < 1900:
+            store.remove(rid)
+    summary = await engine.full(entity_named("deal"))
+    assert summary.fetched == len(store.records)
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_incremental_after_edits_adds_and_deletes(engine: SyncEngine, emu: Emulator,
+                                                        database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 500})
+    await engine.full(entity_named("deal"))
+    emu.portal.clock.offset += timedelta(minutes=10)
+    emu.portal.update("deal", 10, {"TITLE": "изменено"})
+    new_id = emu.portal.add("deal", {"TITLE": "новая"})
+    summary = await engine.incremental(entity_named("deal"))
+    assert summary.status == "success" and summary.fetched == 2
+    mirror = rows(database_url, "crm_deal")
+    assert mirror[10]["title"] == "изменено" and mirror[new_id]["title"] == "новая"
+    emu.portal.delete("deal", 11)
+    reconcile = await engine.reconcile(entity_named("deal"))
+    assert reconcile.deleted == 1
+    assert rows(database_url, "crm_deal")[11]["_deleted_at"] is not None
+
+
+async def test_incremental_sees_edit_made_during_run(engine: SyncEngine, emu: Emulator,
+                                                     database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 3000})
+    await engine.full(entity_named("deal"))
+    emu.portal.clock.offset += timedelta(minutes=5)
+    emu.portal.update("deal", 2999, {"TITLE": "before"})
+    edited = False
+
+    original_list = emu.portal.list
+
+    def list_and_edit(*args: Any, **kwargs: Any) -> Any:
+        nonlocal edited
+        page = original_list(*args, **kwargs)
+        if not edited:
+            edited = True
+            emu.portal.update("deal", 5, {"TITLE": "during"})  # already passed by the keyset
+        return page
+
+    emu.portal.list = list_and_edit  # type: ignore[method-assign]
+    await engine.incremental(entity_named("deal"))
+    emu.portal.list = original_list  # type: ignore[method-assign]
+    await engine.incremental(entity_named("deal"))
+    mirror = rows(database_url, "crm_deal")
+    assert mirror[5]["title"] == "during" and mirror[2999]["title"] == "before"
+
+
+async def test_user_field_added_removed_and_retyped(engine: SyncEngine, emu: Emulator,
+                                                    database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 60})
+    await engine.full(entity_named("deal"))
+    emu.portal.add_user_field("deal", "UF_CRM_NEW1", "integer", "Новое поле")
+    emu.portal.update("deal", 1, {"UF_CRM_NEW1": 42})
+    emu.portal.retype_user_field("deal", "UF_CRM_1700000002", "string")
+    emu.portal.update("deal", 2, {"UF_CRM_1700000002": "много"})
+    emu.portal.remove_user_field("deal", "UF_CRM_1700000001")
+    summary = await engine.full(entity_named("deal"))
+    assert summary.status == "success", summary.error
+    mirror = rows(database_url, "crm_deal")
+    assert mirror[1]["uf_crm_new1"] == 42
+    assert mirror[2]["uf_crm_1700000002"] == "много"  # column widened to text
+    assert mirror[3]["uf_crm_1700000002"] is not None  # old integers kept
+    assert "uf_crm_1700000001" in mirror[1]  # removed field keeps its column and data
+    assert mirror[4]["uf_crm_1700000001"] is not None
+    with psycopg.connect(database_url) as conn:
+        removed = conn.execute("SELECT removed_at IS NOT NULL FROM b24sync.field_snapshots "
+                               "WHERE entity='deal' AND field_name='UF_CRM_1700000001'").fetchone()
+        comment = conn.execute("SELECT col_description('bitrix24.crm_deal'::regclass, attnum) FROM "
+                               "pg_attribute WHERE attrelid='bitrix24.crm_deal'::regclass "
+                               "AND attname='uf_crm_new1'").fetchone()
+    assert removed == (True,)
+    assert comment == ("Новое поле (UF_CRM_NEW1)",)
+
+
+async def test_value_that_does_not_fit_is_kept_in_raw(engine: SyncEngine, emu: Emulator,
+                                                      database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 3})
+    emu.portal.store("deal").records[2]["OPPORTUNITY"] = "not a number"
+    summary = await engine.full(entity_named("deal"))
+    assert summary.failed_conversions == 1
+    row = rows(database_url, "crm_deal")[2]
+    assert row["opportunity"] is None and row["_raw"]["OPPORTUNITY"] == "not a number"
+
+
+async def test_killed_sync_resumes_and_ends_identical(emu: Emulator, client: BitrixClient,
+                                                      database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 9000})
+    pages = 0
+
+    def crash_after_two_pages(progress: Any) -> None:
+        nonlocal pages
+        pages += 1
+        if pages == 2:
+            raise RuntimeError("killed")
+
+    crashed = await SyncEngine(client, database_url, commands_per_call=10,
+                               on_progress=crash_after_two_pages).full(entity_named("deal"))
+    assert crashed.status == "failed" and "killed" in (crashed.error or "")
+    partial = rows(database_url, "crm_deal")
+    assert 0 < len(partial) < 9000
+    emu.portal.delete("deal", 3)
+    resumed = await SyncEngine(client, database_url, commands_per_call=10).full(entity_named("deal"))
+    assert resumed.status == "success"
+    assert resumed.fetched < 9000  # it did not start over
+    assert_mirror_equals_portal(database_url, emu, "deal")
+    assert rows(database_url, "crm_deal")[3]["_deleted_at"] is not None
+
+
+async def test_thirty_percent_503_still_ends_identical(engine: SyncEngine, emu: Emulator,
+                                                       database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 4000})
+    emu.faults.error_503 = 0.3
+    summary = await engine.full(entity_named("deal"))
+    assert summary.status == "success", summary.error
+    assert emu.stats.faults_injected > 0
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_by_ids_fetches_changes_and_marks_deletions(engine: SyncEngine, emu: Emulator,
+                                                          database_url: str) -> None:
+    seed_portal(emu.portal, {"contact": 120})
+    await engine.full(entity_named("contact"))
+    emu.portal.update("contact", 4, {"NAME": "Ева"})
+    emu.portal.delete("contact", 5)
+    summary = await engine.by_ids(entity_named("contact"), [4, 5])
+    assert summary.status == "success"
+    mirror = rows(database_url, "crm_contact")
+    assert mirror[4]["name"] == "Ева" and mirror[5]["_deleted_at"] is not None
+
+
+async def test_second_sync_of_same_entity_is_refused(engine: SyncEngine, emu: Emulator) -> None:
+    from b24sync.errors import SyncAlreadyRunning
+
+    seed_portal(emu.portal, {"deal": 2})
+    async with engine._lock(entity_named("deal")):
+        with pytest.raises(SyncAlreadyRunning):
+            await engine.full(entity_named("deal"))
+
+
+async def test_failed_sync_keeps_last_good_data(engine: SyncEngine, emu: Emulator,
+                                                database_url: str) -> None:
+    seed_portal(emu.portal, {"deal": 100})
+    await engine.full(entity_named("deal"))
+    emu.webhook_token = "rotated"
+    summary = await engine.full(entity_named("deal"))
+    assert summary.status == "failed" and "INVALID_CREDENTIALS" in (summary.error or "")
+    assert TOKEN not in (summary.error or "")
+    assert len(rows(database_url, "crm_deal", "_deleted_at IS NULL")) == 100
+    await asyncio.sleep(0)
