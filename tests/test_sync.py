@@ -31,9 +31,12 @@ def emu() -> Emulator:
 async def client(emu: Emulator) -> AsyncIterator[BitrixClient]:
     transport = httpx.ASGITransport(app=create_app(emu))
     async with httpx.AsyncClient(transport=transport, timeout=30) as http:
-        yield BitrixClient(http, WebhookUrl.parse(f"http://emu/rest/1/{TOKEN}/"),
-                           limiter=LeakyBucket(rate=1000, burst=10000),
-                           retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01))
+        yield BitrixClient(
+            http,
+            WebhookUrl.parse(f"http://emu/rest/1/{TOKEN}/"),
+            limiter=LeakyBucket(rate=1000, burst=10000),
+            retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
+        )
 
 
 @pytest.fixture
@@ -56,8 +59,9 @@ def assert_mirror_equals_portal(url: str, emu: Emulator, entity: str) -> None:
         assert live[record_id]["_raw"] == json.loads(json.dumps(record)), record_id
 
 
-async def test_full_sync_of_all_entities_equals_portal(engine: SyncEngine, emu: Emulator,
-                                                       database_url: str) -> None:
+async def test_full_sync_of_all_entities_equals_portal(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"company": 80, "contact": 260, "lead": 130, "deal": 3100})
     for name in ("company", "contact", "lead", "deal"):
         summary = await engine.full(entity_named(name))
@@ -72,7 +76,9 @@ async def test_full_sync_of_all_entities_equals_portal(engine: SyncEngine, emu: 
     assert deal["contact_ids"] == [portal["CONTACT_IDS"][0]]
     assert deal["uf_crm_1700000008"] is not None  # money amount
     contact = rows(database_url, "crm_contact")[3]
-    assert contact["phone"][0]["VALUE"] == emu.portal.store("contact").records[3]["PHONE"][0]["VALUE"]
+    assert (
+        contact["phone"][0]["VALUE"] == emu.portal.store("contact").records[3]["PHONE"][0]["VALUE"]
+    )
 
 
 async def test_export_call_count_is_near_the_minimum(engine: SyncEngine, emu: Emulator) -> None:
@@ -82,8 +88,9 @@ async def test_export_call_count_is_near_the_minimum(engine: SyncEngine, emu: Em
     assert summary.fetched == 10000 and summary.api_calls <= 2 + 4 + 2
 
 
-async def test_no_record_skipped_or_repeated_with_gaps(engine: SyncEngine, emu: Emulator,
-                                                       database_url: str) -> None:
+async def test_no_record_skipped_or_repeated_with_gaps(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 3000})
     store = emu.portal.store("deal")
     for rid in list(store.records):
@@ -94,8 +101,9 @@ async def test_no_record_skipped_or_repeated_with_gaps(engine: SyncEngine, emu: 
     assert_mirror_equals_portal(database_url, emu, "deal")
 
 
-async def test_incremental_after_edits_adds_and_deletes(engine: SyncEngine, emu: Emulator,
-                                                        database_url: str) -> None:
+async def test_incremental_after_edits_adds_and_deletes(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 500})
     await engine.full(entity_named("deal"))
     emu.portal.clock.offset += timedelta(minutes=10)
@@ -111,8 +119,9 @@ async def test_incremental_after_edits_adds_and_deletes(engine: SyncEngine, emu:
     assert rows(database_url, "crm_deal")[11]["_deleted_at"] is not None
 
 
-async def test_incremental_sees_edit_made_during_run(engine: SyncEngine, emu: Emulator,
-                                                     database_url: str) -> None:
+async def test_incremental_sees_edit_made_during_run(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 3000})
     await engine.full(entity_named("deal"))
     emu.portal.clock.offset += timedelta(minutes=5)
@@ -137,8 +146,9 @@ async def test_incremental_sees_edit_made_during_run(engine: SyncEngine, emu: Em
     assert mirror[5]["title"] == "during" and mirror[2999]["title"] == "before"
 
 
-async def test_user_field_added_removed_and_retyped(engine: SyncEngine, emu: Emulator,
-                                                    database_url: str) -> None:
+async def test_user_field_added_removed_and_retyped(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 60})
     await engine.full(entity_named("deal"))
     emu.portal.add_user_field("deal", "UF_CRM_NEW1", "integer", "Новое поле")
@@ -155,17 +165,22 @@ async def test_user_field_added_removed_and_retyped(engine: SyncEngine, emu: Emu
     assert "uf_crm_1700000001" in mirror[1]  # removed field keeps its column and data
     assert mirror[4]["uf_crm_1700000001"] is not None
     with psycopg.connect(database_url) as conn:
-        removed = conn.execute("SELECT removed_at IS NOT NULL FROM b24sync.field_snapshots "
-                               "WHERE entity='deal' AND field_name='UF_CRM_1700000001'").fetchone()
-        comment = conn.execute("SELECT col_description('bitrix24.crm_deal'::regclass, attnum) FROM "
-                               "pg_attribute WHERE attrelid='bitrix24.crm_deal'::regclass "
-                               "AND attname='uf_crm_new1'").fetchone()
+        removed = conn.execute(
+            "SELECT removed_at IS NOT NULL FROM b24sync.field_snapshots "
+            "WHERE entity='deal' AND field_name='UF_CRM_1700000001'"
+        ).fetchone()
+        comment = conn.execute(
+            "SELECT col_description('bitrix24.crm_deal'::regclass, attnum) FROM "
+            "pg_attribute WHERE attrelid='bitrix24.crm_deal'::regclass "
+            "AND attname='uf_crm_new1'"
+        ).fetchone()
     assert removed == (True,)
     assert comment == ("Новое поле (UF_CRM_NEW1)",)
 
 
-async def test_value_that_does_not_fit_is_kept_in_raw(engine: SyncEngine, emu: Emulator,
-                                                      database_url: str) -> None:
+async def test_value_that_does_not_fit_is_kept_in_raw(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 3})
     emu.portal.store("deal").records[2]["OPPORTUNITY"] = "not a number"
     summary = await engine.full(entity_named("deal"))
@@ -174,8 +189,9 @@ async def test_value_that_does_not_fit_is_kept_in_raw(engine: SyncEngine, emu: E
     assert row["opportunity"] is None and row["_raw"]["OPPORTUNITY"] == "not a number"
 
 
-async def test_killed_sync_resumes_and_ends_identical(emu: Emulator, client: BitrixClient,
-                                                      database_url: str) -> None:
+async def test_killed_sync_resumes_and_ends_identical(
+    emu: Emulator, client: BitrixClient, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 9000})
     pages = 0
 
@@ -185,21 +201,25 @@ async def test_killed_sync_resumes_and_ends_identical(emu: Emulator, client: Bit
         if pages == 2:
             raise RuntimeError("killed")
 
-    crashed = await SyncEngine(client, database_url, commands_per_call=10,
-                               on_progress=crash_after_two_pages).full(entity_named("deal"))
+    crashed = await SyncEngine(
+        client, database_url, commands_per_call=10, on_progress=crash_after_two_pages
+    ).full(entity_named("deal"))
     assert crashed.status == "failed" and "killed" in (crashed.error or "")
     partial = rows(database_url, "crm_deal")
     assert 0 < len(partial) < 9000
     emu.portal.delete("deal", 3)
-    resumed = await SyncEngine(client, database_url, commands_per_call=10).full(entity_named("deal"))
+    resumed = await SyncEngine(client, database_url, commands_per_call=10).full(
+        entity_named("deal")
+    )
     assert resumed.status == "success"
     assert resumed.fetched < 9000  # it did not start over
     assert_mirror_equals_portal(database_url, emu, "deal")
     assert rows(database_url, "crm_deal")[3]["_deleted_at"] is not None
 
 
-async def test_thirty_percent_503_still_ends_identical(engine: SyncEngine, emu: Emulator,
-                                                       database_url: str) -> None:
+async def test_thirty_percent_503_still_ends_identical(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 4000})
     emu.faults.error_503 = 0.3
     summary = await engine.full(entity_named("deal"))
@@ -208,8 +228,9 @@ async def test_thirty_percent_503_still_ends_identical(engine: SyncEngine, emu: 
     assert_mirror_equals_portal(database_url, emu, "deal")
 
 
-async def test_by_ids_fetches_changes_and_marks_deletions(engine: SyncEngine, emu: Emulator,
-                                                          database_url: str) -> None:
+async def test_by_ids_fetches_changes_and_marks_deletions(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"contact": 120})
     await engine.full(entity_named("contact"))
     emu.portal.update("contact", 4, {"NAME": "Ева"})
@@ -229,8 +250,9 @@ async def test_second_sync_of_same_entity_is_refused(engine: SyncEngine, emu: Em
             await engine.full(entity_named("deal"))
 
 
-async def test_failed_sync_keeps_last_good_data(engine: SyncEngine, emu: Emulator,
-                                                database_url: str) -> None:
+async def test_failed_sync_keeps_last_good_data(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
     seed_portal(emu.portal, {"deal": 100})
     await engine.full(entity_named("deal"))
     emu.webhook_token = "rotated"

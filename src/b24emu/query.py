@@ -5,6 +5,7 @@ Docs: api-reference/crm/deals/crm-deal-list.md (operators, select masks, either-
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -124,10 +125,8 @@ def compile_filter(
         if field is None:
             continue
         if name == "ID" and op in (">", ">=") and id_floor is None:
-            try:
+            with contextlib.suppress(InvalidOperation, ValueError):
                 id_floor = (op, int(Decimal(str(operand))))
-            except (InvalidOperation, ValueError):
-                pass
         predicates.append(_compile_one(op, name, field["type"], operand))
     return predicates, id_floor
 

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import signal
 import threading
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from b24sync.config import Settings, load_settings
-from b24sync.errors import ConfigurationError
+from b24sync.entities import Entity, entity_named
+from b24sync.errors import ConfigurationError, SyncAlreadyRunning, UnknownEntity
 from b24sync.logs import configure_logging
+from b24sync.runtime import column_map, entity_status, sync_engine
 from b24sync.store.database import DatabaseLocation
 from b24sync.store.migrate import migrate
+from b24sync.sync.engine import Progress as SyncProgress
+from b24sync.sync.engine import SyncSummary
 
 app = typer.Typer(
     help="Keep a PostgreSQL copy of a Bitrix24 CRM current.",
@@ -41,6 +49,39 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
     configure_logging(settings.debug)
     return settings
+
+
+def _entity(name: str) -> Entity:
+    try:
+        return entity_named(name)
+    except UnknownEntity as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+async def _sync_with_progress(
+    settings: Settings, url: str, entity: Entity, mode: str
+) -> SyncSummary:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{entity.name} {mode}", total=None)
+
+        def show(progress: SyncProgress) -> None:
+            bar.update(task, completed=progress.done, total=progress.estimated_total)
+
+        try:
+            async with sync_engine(settings, url, show) as engine:
+                run_ = engine.full if mode == "full" else engine.incremental
+                return await run_(entity)
+        except (ConfigurationError, SyncAlreadyRunning) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
 
 
 def _not_yet(what: str, issue: int) -> NoReturn:
@@ -105,20 +146,77 @@ def sync(
     ),
     json_output: bool = typer.Option(False, "--json", help="print one JSON summary line last"),
 ) -> None:
-    """Sync one entity now."""
-    _not_yet("sync", 4)
+    """Sync one entity now, with a progress bar; --json prints a summary line last."""
+    if full == incremental:
+        console.print("[red]choose exactly one of --full or --incremental[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    entity_ = _entity(entity)
+    mode = "full" if full else "incremental"
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+        summary = asyncio.run(_sync_with_progress(settings, db.url, entity_, mode))
+    if json_output:
+        typer.echo(json.dumps(summary.as_json(), ensure_ascii=False))
+    else:
+        console.print(
+            f"{summary.entity} {summary.mode}: {summary.status}, fetched {summary.fetched}, "
+            f"upserted {summary.upserted}, deleted {summary.deleted}, "
+            f"{summary.api_calls} API calls, {summary.seconds:.1f} s"
+        )
+    if summary.status != "success":
+        console.print(f"[red]{summary.error}[/red]")
+        raise typer.Exit(1)
 
 
 @app.command()
 def status(json_output: bool = typer.Option(False, "--json")) -> None:
     """Per entity: rows, last run, cursor."""
-    _not_yet("status", 4)
+    settings = _settings()
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+        rows = asyncio.run(entity_status(db.url))
+    if json_output:
+        typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    table = Table("entity", "rows", "deleted", "last run", "status", "fetched", "api calls")
+    for row in rows:
+        run_ = row["last_run"] or {}
+        table.add_row(
+            row["entity"],
+            str(row["rows"]),
+            str(row["deleted_rows"]),
+            str(run_.get("started_at", "never")),
+            str(run_.get("status", "")),
+            str(run_.get("fetched", "")),
+            str(run_.get("api_calls", "")),
+        )
+    Console().print(table)
 
 
 @app.command()
 def schema(entity: str = typer.Argument(..., help="deal, contact, lead or company")) -> None:
-    """The column map of an entity's table with the Bitrix24 labels."""
-    _not_yet("schema", 4)
+    """The column map of an entity's table with the Bitrix24 labels (after a first sync)."""
+    settings = _settings()
+    entity_ = _entity(entity)
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+        columns = asyncio.run(column_map(db.url, entity_))
+    if not columns:
+        console.print(f"no columns yet: run `b24sync sync {entity_.name} --full` first")
+        raise typer.Exit(1)
+    table = Table(
+        "column",
+        "type",
+        "Bitrix24 field",
+        "label",
+        "bitrix type",
+        title=f"bitrix24.{entity_.table}",
+    )
+    for col in columns:
+        label = col["title"] + (" (removed on the portal)" if col["removed"] else "")
+        table.add_row(col["column"], col["pg_type"], col["field"], label, col["bitrix_type"])
+    Console().print(table)
 
 
 @webhooks_app.command("register")

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.limiter import LeakyBucket
 from b24sync.config import WebhookUrl
 from b24sync.errors import (
@@ -34,9 +33,19 @@ from b24sync.redaction import redact
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 50
-_AUTH_CODES = {"INVALID_CREDENTIALS", "NO_AUTH_FOUND", "ACCESS_DENIED", "insufficient_scope",
-               "expired_token", "invalid_token", "user_access_error", "PORTAL_DELETED",
-               "OVERLOAD_LIMIT", "INVALID_REQUEST", "WRONG_AUTH_TYPE"}
+_AUTH_CODES = {
+    "INVALID_CREDENTIALS",
+    "NO_AUTH_FOUND",
+    "ACCESS_DENIED",
+    "insufficient_scope",
+    "expired_token",
+    "invalid_token",
+    "user_access_error",
+    "PORTAL_DELETED",
+    "OVERLOAD_LIMIT",
+    "INVALID_REQUEST",
+    "WRONG_AUTH_TYPE",
+}
 
 JsonDict = dict[str, Any]
 
@@ -49,7 +58,8 @@ class RetryPolicy:
     max_operating_wait: float = 660.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)
+        backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff * random.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -118,8 +128,12 @@ class BitrixClient:
             self.counters.commands += len(chunk)
             envelope = await self._post("batch", {"halt": 1 if halt else 0, "cmd": chunk})
             body = envelope.get("result") or {}
-            for attr, key in (("result", "result"), ("errors", "result_error"), ("total", "result_total"),
-                              ("next", "result_next")):
+            for attr, key in (
+                ("result", "result"),
+                ("errors", "result_error"),
+                ("total", "result_total"),
+                ("next", "result_next"),
+            ):
                 part = body.get(key) or {}
                 if isinstance(part, list):
                     part = dict(enumerate(part))
@@ -137,9 +151,14 @@ class BitrixClient:
                 payload = response.json()
             except (httpx.TransportError, ValueError) as exc:
                 failure: BitrixError = PortalServerError(
-                    redact(f"{method}: {type(exc).__name__} talking to the portal"), method=method)
+                    redact(f"{method}: {type(exc).__name__} talking to the portal"), method=method
+                )
             else:
-                if response.status_code == 200 and isinstance(payload, dict) and "error" not in payload:
+                if (
+                    response.status_code == 200
+                    and isinstance(payload, dict)
+                    and "error" not in payload
+                ):
                     self.last_time = payload.get("time") or {}
                     self.counters.portal_operating = float(self.last_time.get("operating") or 0)
                     return payload

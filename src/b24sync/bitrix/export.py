@@ -83,16 +83,21 @@ async def export_records(
         flt: dict[str, Any] = {**base_filter, ">ID": rng.lo}
         if rng.hi is not None:
             flt["<=ID"] = rng.hi
-        return f"{method}?" + encode_params({"order": {"ID": "ASC"}, "filter": flt,
-                                              "select": select_with_id, "start": -1})
+        return f"{method}?" + encode_params(
+            {"order": {"ID": "ASC"}, "filter": flt, "select": select_with_id, "start": -1}
+        )
 
     # Probe: the first page and the highest matching ID, in one call.
     probe_filter = {**base_filter, ">ID": start_after}
-    probe = await client.batch({
-        "first": command(IdRange(start_after, None)),
-        "last": f"{method}?" + encode_params({"order": {"ID": "DESC"}, "filter": probe_filter,
-                                              "select": ["ID"], "start": -1}),
-    })
+    probe = await client.batch(
+        {
+            "first": command(IdRange(start_after, None)),
+            "last": f"{method}?"
+            + encode_params(
+                {"order": {"ID": "DESC"}, "filter": probe_filter, "select": ["ID"], "start": -1}
+            ),
+        }
+    )
     _raise_first(probe.errors)
     first: list[Record] = probe.result.get("first") or []
     last: list[Record] = probe.result.get("last") or []
@@ -124,7 +129,9 @@ async def export_records(
             last_id = int(page[-1]["ID"]) if page else None
             exhausted = len(page) < PAGE or (rng.hi is not None and last_id == rng.hi)
             if exhausted:
-                planner.complete(start_lo, rng.hi if rng.hi is not None else max(last_id or 0, rng.lo))
+                planner.complete(
+                    start_lo, rng.hi if rng.hi is not None else max(last_id or 0, rng.lo)
+                )
             else:
                 assert last_id is not None
                 origin[last_id] = start_lo
@@ -136,5 +143,7 @@ async def export_records(
 def _raise_first(errors: dict[str, dict[str, Any]]) -> None:
     if errors:
         key, error = next(iter(errors.items()))
-        raise BitrixError(f"export command {key} failed: {error.get('error')} {error.get('error_description')}",
-                          code=str(error.get("error", "")))
+        raise BitrixError(
+            f"export command {key} failed: {error.get('error')} {error.get('error_description')}",
+            code=str(error.get("error", "")),
+        )

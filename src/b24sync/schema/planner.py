@@ -11,8 +11,8 @@ from typing import Any
 
 from psycopg import sql
 
-from b24sync.schema.identifiers import ident
 from b24sync.schema.identifiers import column_name as make_column_name
+from b24sync.schema.identifiers import ident
 from b24sync.schema.types import pg_type, widened
 
 
@@ -30,7 +30,7 @@ class ColumnSpec:
 
 @dataclass
 class Plan:
-    statements: list[sql.Composable] = field(default_factory=list)
+    statements: list[sql.Composed] = field(default_factory=list)
     columns: dict[str, ColumnSpec] = field(default_factory=dict)  # every known field, incl. removed
     changes: list[str] = field(default_factory=list)  # human-readable, for the run log
 
@@ -48,16 +48,27 @@ def field_title(definition: dict[str, Any], name: str) -> str:
     return name
 
 
-def plan_table(schema: str, table: str, stored: dict[str, ColumnSpec],
-               portal_fields: dict[str, dict[str, Any]], entity_title: str) -> Plan:
+def plan_table(
+    schema: str,
+    table: str,
+    stored: dict[str, ColumnSpec],
+    portal_fields: dict[str, dict[str, Any]],
+    entity_title: str,
+) -> Plan:
     plan = Plan(columns=dict(stored))
     target = ident(schema, table)
     plan.statements.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
-    plan.statements.append(sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY, _raw jsonb NOT NULL, "
-        "_synced_at timestamptz NOT NULL DEFAULT now(), _deleted_at timestamptz)").format(target))
-    plan.statements.append(sql.SQL("COMMENT ON TABLE {} IS {}").format(
-        target, sql.Literal(f"Bitrix24 {entity_title}, mirrored by b24sync")))
+    plan.statements.append(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY, _raw jsonb NOT NULL, "
+            "_synced_at timestamptz NOT NULL DEFAULT now(), _deleted_at timestamptz)"
+        ).format(target)
+    )
+    plan.statements.append(
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            target, sql.Literal(f"Bitrix24 {entity_title}, mirrored by b24sync")
+        )
+    )
     taken = {c.column_name for c in stored.values()}
     for name, definition in portal_fields.items():
         bitrix_type = str(definition.get("type", "string"))
@@ -70,26 +81,46 @@ def plan_table(schema: str, table: str, stored: dict[str, ColumnSpec],
             taken.add(column)
             spec = ColumnSpec(name, column, bitrix_type, wanted, multiple, title, definition)
             if column != "id":
-                plan.statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                    target, ident(column), sql.SQL(wanted)))
+                plan.statements.append(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        target, ident(column), sql.SQL(wanted)
+                    )
+                )
                 plan.changes.append(f"added {column} {wanted}")
         else:
-            spec = replace(known, bitrix_type=bitrix_type, is_multiple=multiple, title=title,
-                           definition=definition, removed=False)
+            spec = replace(
+                known,
+                bitrix_type=bitrix_type,
+                is_multiple=multiple,
+                title=title,
+                definition=definition,
+                removed=False,
+            )
             new_type = widened(known.pg_type, wanted)
             if new_type != known.pg_type and known.column_name != "id":
-                plan.statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                    target, ident(known.column_name), sql.SQL(new_type), ident(known.column_name),
-                    sql.SQL(new_type)))
+                plan.statements.append(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                        target,
+                        ident(known.column_name),
+                        sql.SQL(new_type),
+                        ident(known.column_name),
+                        sql.SQL(new_type),
+                    )
+                )
                 plan.changes.append(f"retyped {known.column_name} {known.pg_type} -> {new_type}")
                 spec = replace(spec, pg_type=new_type)
             if known.removed:
                 plan.changes.append(f"restored {known.column_name}")
         plan.columns[name] = spec
-        plan.statements.append(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-            target, ident(spec.column_name), sql.Literal(f"{title} ({name})")))
+        plan.statements.append(
+            sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+                target, ident(spec.column_name), sql.Literal(f"{title} ({name})")
+            )
+        )
     for name, known in stored.items():
         if name not in portal_fields and not known.removed:
             plan.columns[name] = replace(known, removed=True)
-            plan.changes.append(f"field {name} removed on the portal; column {known.column_name} kept")
+            plan.changes.append(
+                f"field {name} removed on the portal; column {known.column_name} kept"
+            )
     return plan

@@ -45,8 +45,12 @@ TYPE_MAP: dict[str, str] = {
 }
 FALLBACK = "text"
 # widening: (stored, wanted) -> type that holds both without losing data
-_WIDER = {("bigint", "numeric"): "numeric", ("numeric", "bigint"): "numeric",
-          ("date", "timestamptz"): "timestamptz", ("timestamptz", "date"): "timestamptz"}
+_WIDER = {
+    ("bigint", "numeric"): "numeric",
+    ("numeric", "bigint"): "numeric",
+    ("date", "timestamptz"): "timestamptz",
+    ("timestamptz", "date"): "timestamptz",
+}
 
 
 class Unconvertible(ValueError):

@@ -27,7 +27,10 @@ class EmbeddedPostgres:
         """Start (or attach to) the server; return a libpq URI for database ``postgres``."""
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # pgserver keeps its lock files in the user runtime dir, which daemons often lack.
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            runtime = self.pgdata.parent / "run"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         from pgserver.postgres_server import get_server  # lazily: a large wheel, needed only here
 
         try:

@@ -18,10 +18,13 @@ DATA_SCHEMA = "bitrix24"
 
 
 async def load_snapshot(conn: AsyncConnection[Any], entity: str) -> dict[str, ColumnSpec]:
-    rows = await (await conn.execute(
-        "SELECT field_name, column_name, bitrix_type, pg_type, is_multiple, coalesce(title, ''), "
-        "definition, removed_at IS NOT NULL FROM b24sync.field_snapshots WHERE entity = %s",
-        (entity,))).fetchall()
+    rows = await (
+        await conn.execute(
+            "SELECT field_name, column_name, bitrix_type, pg_type, is_multiple, coalesce(title, ''), "
+            "definition, removed_at IS NOT NULL FROM b24sync.field_snapshots WHERE entity = %s",
+            (entity,),
+        )
+    ).fetchall()
     return {r[0]: ColumnSpec(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
 
 
@@ -37,12 +40,24 @@ async def apply_plan(conn: AsyncConnection[Any], entity: str, plan: Plan) -> Non
             "pg_type = EXCLUDED.pg_type, is_multiple = EXCLUDED.is_multiple, title = EXCLUDED.title, "
             "definition = EXCLUDED.definition, updated_at = now(), "
             "removed_at = CASE WHEN %s THEN coalesce(s.removed_at, now()) END",
-            (entity, spec.field_name, spec.column_name, spec.bitrix_type, spec.pg_type,
-             spec.is_multiple, spec.title, Jsonb(spec.definition), spec.removed, spec.removed))
+            (
+                entity,
+                spec.field_name,
+                spec.column_name,
+                spec.bitrix_type,
+                spec.pg_type,
+                spec.is_multiple,
+                spec.title,
+                Jsonb(spec.definition),
+                spec.removed,
+                spec.removed,
+            ),
+        )
 
 
-def typed_rows(records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec],
-               synced_at: datetime) -> tuple[list[tuple[Any, ...]], int]:
+def typed_rows(
+    records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec], synced_at: datetime
+) -> tuple[list[tuple[Any, ...]], int]:
     """Rows for COPY (id, _raw, _synced_at, columns...) and the count of failed conversions."""
     rows: list[tuple[Any, ...]] = []
     failed = 0
@@ -58,8 +73,12 @@ def typed_rows(records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec],
     return rows, failed
 
 
-async def upsert(conn: AsyncConnection[Any], table: str, columns: Sequence[ColumnSpec],
-                 rows: list[tuple[Any, ...]]) -> int:
+async def upsert(
+    conn: AsyncConnection[Any],
+    table: str,
+    columns: Sequence[ColumnSpec],
+    rows: list[tuple[Any, ...]],
+) -> int:
     """COPY into a staging table, then one INSERT .. ON CONFLICT; unchanged `_raw` is skipped.
 
     Runs inside the caller's transaction, so the checkpoint commits with the data.
@@ -70,34 +89,54 @@ async def upsert(conn: AsyncConnection[Any], table: str, columns: Sequence[Colum
     types = ["bigint", "jsonb", "timestamptz", *[c.pg_type for c in columns]]
     target = ident(DATA_SCHEMA, table)
     staging = ident(f"_stage_{table}")
-    await conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
-        staging, sql.SQL(", ").join(sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in zip(names, types, strict=True))))
+    await conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+            staging,
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(ident(n), sql.SQL(t))
+                for n, t in zip(names, types, strict=True)
+            ),
+        )
+    )
     await conn.execute(sql.SQL("TRUNCATE {}").format(staging))
     column_list = sql.SQL(", ").join(ident(n) for n in names)
     async with conn.cursor() as cur:
-        async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, column_list)) as copy:
+        async with cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(staging, column_list)
+        ) as copy:
             for row in rows:
                 await copy.write_row(row)
         updates = sql.SQL(", ").join(
-            sql.SQL("{} = EXCLUDED.{}").format(ident(n), ident(n)) for n in names[1:])
-        await cur.execute(sql.SQL(
-            "INSERT INTO {target} AS t ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} "
-            "ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
-            "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL").format(
-            target=target, cols=column_list, staging=staging, updates=updates))
+            sql.SQL("{} = EXCLUDED.{}").format(ident(n), ident(n)) for n in names[1:]
+        )
+        await cur.execute(
+            sql.SQL(
+                "INSERT INTO {target} AS t ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} "
+                "ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
+                "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL"
+            ).format(target=target, cols=column_list, staging=staging, updates=updates)
+        )
         return cur.rowcount
 
 
-async def mark_deleted_except(conn: AsyncConnection[Any], table: str, seen_ids: Sequence[int]) -> int:
+async def mark_deleted_except(
+    conn: AsyncConnection[Any], table: str, seen_ids: Sequence[int]
+) -> int:
     """Soft-delete every live row whose id the portal no longer has."""
-    cur = await conn.execute(sql.SQL(
-        "UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND NOT (id = ANY(%s))").format(
-        ident(DATA_SCHEMA, table)), (list(seen_ids),))
+    cur = await conn.execute(
+        sql.SQL(
+            "UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND NOT (id = ANY(%s))"
+        ).format(ident(DATA_SCHEMA, table)),
+        (list(seen_ids),),
+    )
     return cur.rowcount
 
 
 async def mark_deleted(conn: AsyncConnection[Any], table: str, ids: Sequence[int]) -> int:
-    cur = await conn.execute(sql.SQL(
-        "UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND id = ANY(%s)").format(
-        ident(DATA_SCHEMA, table)), (list(ids),))
+    cur = await conn.execute(
+        sql.SQL(
+            "UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND id = ANY(%s)"
+        ).format(ident(DATA_SCHEMA, table)),
+        (list(ids),),
+    )
     return cur.rowcount

@@ -20,9 +20,12 @@ class RunCounts:
 
 
 async def start_run(conn: AsyncConnection[Any], entity: str, sync_type: str) -> int:
-    row = await (await conn.execute(
-        "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES (%s, %s, 'running') RETURNING id",
-        (entity, sync_type))).fetchone()
+    row = await (
+        await conn.execute(
+            "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES (%s, %s, 'running') RETURNING id",
+            (entity, sync_type),
+        )
+    ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -31,22 +34,43 @@ async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCo
     await conn.execute(
         "UPDATE b24sync.sync_runs SET fetched = %s, upserted = %s, deleted = %s, failed_conversions = %s, "
         "api_calls = %s, commands = %s WHERE id = %s",
-        (counts.fetched, counts.upserted, counts.deleted, counts.failed_conversions, counts.api_calls,
-         counts.commands, run_id))
+        (
+            counts.fetched,
+            counts.upserted,
+            counts.deleted,
+            counts.failed_conversions,
+            counts.api_calls,
+            counts.commands,
+            run_id,
+        ),
+    )
 
 
-async def finish_run(conn: AsyncConnection[Any], run_id: int, counts: RunCounts, status: str,
-                     error: str | None = None) -> None:
+async def finish_run(
+    conn: AsyncConnection[Any],
+    run_id: int,
+    counts: RunCounts,
+    status: str,
+    error: str | None = None,
+) -> None:
     await record_progress(conn, run_id, counts)
     await conn.execute(
         "UPDATE b24sync.sync_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
-        (status, error, run_id))
+        (status, error, run_id),
+    )
 
 
 async def read_state(conn: AsyncConnection[Any], entity: str) -> dict[str, Any]:
-    row = await (await conn.execute(
-        "SELECT cursor, full_checkpoint FROM b24sync.sync_state WHERE entity = %s", (entity,))).fetchone()
-    return {"cursor": row[0], "full_checkpoint": row[1]} if row else {"cursor": None, "full_checkpoint": None}
+    row = await (
+        await conn.execute(
+            "SELECT cursor, full_checkpoint FROM b24sync.sync_state WHERE entity = %s", (entity,)
+        )
+    ).fetchone()
+    return (
+        {"cursor": row[0], "full_checkpoint": row[1]}
+        if row
+        else {"cursor": None, "full_checkpoint": None}
+    )
 
 
 async def write_state(conn: AsyncConnection[Any], entity: str, **values: Any) -> None:
@@ -54,10 +78,14 @@ async def write_state(conn: AsyncConnection[Any], entity: str, **values: Any) ->
     allowed = {"cursor", "full_checkpoint", "last_full_sync_at", "last_incremental_sync_at"}
     assert set(values) <= allowed, values
     columns = list(values)
-    params = [Jsonb(v) if k in ("cursor", "full_checkpoint") and v is not None else v for k, v in values.items()]
+    params = [
+        Jsonb(v) if k in ("cursor", "full_checkpoint") and v is not None else v
+        for k, v in values.items()
+    ]
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
     await conn.execute(
         f"INSERT INTO b24sync.sync_state (entity, {', '.join(columns)}) "
         f"VALUES (%s, {', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT (entity) DO UPDATE SET {sets}, updated_at = now()",
-        (entity, *params))
+        (entity, *params),
+    )

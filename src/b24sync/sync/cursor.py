@@ -27,11 +27,18 @@ class Cursor:
         return {f">={self.field}": since.isoformat()}
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "value": self.value.isoformat(), "overlap_seconds": self.overlap_seconds}
+        return {
+            "field": self.field,
+            "value": self.value.isoformat(),
+            "overlap_seconds": self.overlap_seconds,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Cursor | None:
         if not data:
             return None
-        return cls(str(data["field"]), datetime.fromisoformat(str(data["value"])),
-                   int(data.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS)))
+        return cls(
+            str(data["field"]),
+            datetime.fromisoformat(str(data["value"])),
+            int(data.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS)),
+        )

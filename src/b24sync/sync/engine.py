@@ -49,10 +49,19 @@ class SyncSummary:
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"entity": self.entity, "mode": self.mode, "fetched": self.fetched,
-                "upserted": self.upserted, "deleted": self.deleted, "api_calls": self.api_calls,
-                "seconds": round(self.seconds, 3), "status": self.status, "run_id": self.run_id,
-                "failed_conversions": self.failed_conversions, "error": self.error}
+        return {
+            "entity": self.entity,
+            "mode": self.mode,
+            "fetched": self.fetched,
+            "upserted": self.upserted,
+            "deleted": self.deleted,
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 3),
+            "status": self.status,
+            "run_id": self.run_id,
+            "failed_conversions": self.failed_conversions,
+            "error": self.error,
+        }
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -65,8 +74,14 @@ class Schema:
 
 
 class SyncEngine:
-    def __init__(self, client: BitrixClient, database_url: str, *, commands_per_call: int = 50,
-                 on_progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        client: BitrixClient,
+        database_url: str,
+        *,
+        commands_per_call: int = 50,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
         self.client = client
         self.dsn = libpq_url(database_url)
         self.commands_per_call = commands_per_call
@@ -84,20 +99,29 @@ class SyncEngine:
         return await self._run(entity, "reconcile", self._reconcile)
 
     async def by_ids(self, entity: Entity, ids: Sequence[int]) -> SyncSummary:
-        async def work(conn: AsyncConnection[Any], e: Entity, counts: RunCounts, run_id: int) -> None:
+        async def work(
+            conn: AsyncConnection[Any], e: Entity, counts: RunCounts, run_id: int
+        ) -> None:
             await self._by_ids(conn, e, counts, run_id, ids)
 
         return await self._run(entity, "by_ids", work)
 
     # --- the frame every run shares ----------------------------------------------------------
 
-    async def _run(self, entity: Entity, mode: str,
-                   work: Callable[[AsyncConnection[Any], Entity, RunCounts, int], Any]) -> SyncSummary:
+    async def _run(
+        self,
+        entity: Entity,
+        mode: str,
+        work: Callable[[AsyncConnection[Any], Entity, RunCounts, int], Any],
+    ) -> SyncSummary:
         started = time.perf_counter()
         calls_before = self.client.counters.http_calls
         commands_before = self.client.counters.commands
         counts = RunCounts()
-        async with self._lock(entity), await AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+        async with (
+            self._lock(entity),
+            await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
+        ):
             run_id = await runs.start_run(conn, entity.name, mode)
             status, error = "success", None
             try:
@@ -108,16 +132,28 @@ class SyncEngine:
             counts.api_calls = self.client.counters.http_calls - calls_before
             counts.commands = self.client.counters.commands - commands_before
             await runs.finish_run(conn, run_id, counts, status, error)
-        return SyncSummary(entity.name, mode, run_id, status, counts.fetched, counts.upserted,
-                           counts.deleted, counts.failed_conversions, counts.api_calls,
-                           time.perf_counter() - started, error)
+        return SyncSummary(
+            entity.name,
+            mode,
+            run_id,
+            status,
+            counts.fetched,
+            counts.upserted,
+            counts.deleted,
+            counts.failed_conversions,
+            counts.api_calls,
+            time.perf_counter() - started,
+            error,
+        )
 
     @asynccontextmanager
     async def _lock(self, entity: Entity) -> AsyncIterator[None]:
         """One sync per entity across every process sharing the database."""
         async with await AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             key = f"b24sync.sync.{entity.name}"
-            row = await (await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))).fetchone()
+            row = await (
+                await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+            ).fetchone()
             if not row or not row[0]:
                 raise SyncAlreadyRunning(f"a {entity.name} sync is already running")
             try:
@@ -143,9 +179,17 @@ class SyncEngine:
         stamp = self.client.last_time.get("date_start")
         return datetime.fromisoformat(stamp) if stamp else datetime.now(UTC)
 
-    async def _load(self, conn: AsyncConnection[Any], entity: Entity, columns: list[ColumnSpec],
-                    page: ExportPage, counts: RunCounts, mode: str, run_id: int,
-                    checkpoint: dict[str, Any] | None) -> None:
+    async def _load(
+        self,
+        conn: AsyncConnection[Any],
+        entity: Entity,
+        columns: list[ColumnSpec],
+        page: ExportPage,
+        counts: RunCounts,
+        mode: str,
+        run_id: int,
+        checkpoint: dict[str, Any] | None,
+    ) -> None:
         rows, failed = mirror.typed_rows(page.records, columns, datetime.now(UTC))
         async with conn.transaction():
             counts.upserted += await mirror.upsert(conn, entity.table, columns, rows)
@@ -155,31 +199,56 @@ class SyncEngine:
             counts.failed_conversions += failed
             await runs.record_progress(conn, run_id, counts)
         if self.on_progress:
-            self.on_progress(Progress(entity.name, mode, counts.fetched,
-                                      max(page.estimated_total, counts.fetched)))
+            self.on_progress(
+                Progress(
+                    entity.name, mode, counts.fetched, max(page.estimated_total, counts.fetched)
+                )
+            )
 
-    async def _full(self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int) -> None:
+    async def _full(
+        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+    ) -> None:
         schema = await self.sync_schema(conn, entity)
         run_started = self._portal_now()
         state = await runs.read_state(conn, entity.name)
         checkpoint = state["full_checkpoint"] or {}
         start_after = int(checkpoint.get("last_id", 0))
         seen: list[int] = []
-        async for page in export_records(self.client, entity.list_method, select=schema.select,
-                                         start_after=start_after, commands_per_call=self.commands_per_call):
+        async for page in export_records(
+            self.client,
+            entity.list_method,
+            select=schema.select,
+            start_after=start_after,
+            commands_per_call=self.commands_per_call,
+        ):
             seen.extend(int(r["ID"]) for r in page.records)
-            await self._load(conn, entity, schema.columns, page, counts, "full", run_id,
-                             {"last_id": page.watermark, "run_id": run_id})
+            await self._load(
+                conn,
+                entity,
+                schema.columns,
+                page,
+                counts,
+                "full",
+                run_id,
+                {"last_id": page.watermark, "run_id": run_id},
+            )
         if start_after:
-            seen = await self._all_ids(entity)  # a resumed run did not see the part before the crash
+            seen = await self._all_ids(
+                entity
+            )  # a resumed run did not see the part before the crash
         async with conn.transaction():
             counts.deleted += await mirror.mark_deleted_except(conn, entity.table, seen)
-            await runs.write_state(conn, entity.name, full_checkpoint=None,
-                                   cursor=Cursor(entity.cursor_field, run_started).to_json(),
-                                   last_full_sync_at=datetime.now(UTC))
+            await runs.write_state(
+                conn,
+                entity.name,
+                full_checkpoint=None,
+                cursor=Cursor(entity.cursor_field, run_started).to_json(),
+                last_full_sync_at=datetime.now(UTC),
+            )
 
-    async def _incremental(self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts,
-                           run_id: int) -> None:
+    async def _incremental(
+        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+    ) -> None:
         state = await runs.read_state(conn, entity.name)
         cursor = Cursor.from_json(state["cursor"])
         if cursor is None:
@@ -188,39 +257,61 @@ class SyncEngine:
             return
         schema = await self.sync_schema(conn, entity)
         run_started = self._portal_now()
-        async for page in export_records(self.client, entity.list_method, select=schema.select,
-                                         filter=cursor.filter(), commands_per_call=self.commands_per_call):
-            await self._load(conn, entity, schema.columns, page, counts, "incremental", run_id, None)
-        await runs.write_state(conn, entity.name, cursor=Cursor(entity.cursor_field, run_started,
-                                                                cursor.overlap_seconds).to_json(),
-                               last_incremental_sync_at=datetime.now(UTC))
+        async for page in export_records(
+            self.client,
+            entity.list_method,
+            select=schema.select,
+            filter=cursor.filter(),
+            commands_per_call=self.commands_per_call,
+        ):
+            await self._load(
+                conn, entity, schema.columns, page, counts, "incremental", run_id, None
+            )
+        await runs.write_state(
+            conn,
+            entity.name,
+            cursor=Cursor(entity.cursor_field, run_started, cursor.overlap_seconds).to_json(),
+            last_incremental_sync_at=datetime.now(UTC),
+        )
 
     async def _all_ids(self, entity: Entity) -> list[int]:
         ids: list[int] = []
-        async for page in export_records(self.client, entity.list_method, select=["ID"],
-                                         commands_per_call=self.commands_per_call):
+        async for page in export_records(
+            self.client, entity.list_method, select=["ID"], commands_per_call=self.commands_per_call
+        ):
             ids.extend(int(r["ID"]) for r in page.records)
         return ids
 
-    async def _reconcile(self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts,
-                         run_id: int) -> None:
+    async def _reconcile(
+        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+    ) -> None:
         ids = await self._all_ids(entity)
         counts.fetched = len(ids)
         counts.deleted = await mirror.mark_deleted_except(conn, entity.table, ids)
 
-    async def _by_ids(self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts,
-                      run_id: int, ids: Sequence[int]) -> None:
+    async def _by_ids(
+        self,
+        conn: AsyncConnection[Any],
+        entity: Entity,
+        counts: RunCounts,
+        run_id: int,
+        ids: Sequence[int],
+    ) -> None:
         """Fetch the given records (50 IDs per list command); IDs the portal lacks are deleted."""
         schema = await self.sync_schema(conn, entity)
         wanted = sorted(set(ids))
         chunks = [wanted[i : i + 50] for i in range(0, len(wanted), 50)]
-        commands = {f"i{n}": f"{entity.list_method}?" + encode_params(
-            {"filter": {"@ID": chunk}, "select": schema.select, "start": -1})
-            for n, chunk in enumerate(chunks)}
+        commands = {
+            f"i{n}": f"{entity.list_method}?"
+            + encode_params({"filter": {"@ID": chunk}, "select": schema.select, "start": -1})
+            for n, chunk in enumerate(chunks)
+        }
         batch = await self.client.batch(commands)
         records = [r for key in commands for r in (batch.result.get(key) or [])]
         page = ExportPage(records, 0, len(records))
         await self._load(conn, entity, schema.columns, page, counts, "by_ids", run_id, None)
         found = {int(r["ID"]) for r in records}
         async with conn.transaction():
-            counts.deleted += await mirror.mark_deleted(conn, entity.table, [i for i in wanted if i not in found])
+            counts.deleted += await mirror.mark_deleted(
+                conn, entity.table, [i for i in wanted if i not in found]
+            )
