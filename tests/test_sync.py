@@ -261,3 +261,13 @@ async def test_failed_sync_keeps_last_good_data(
     assert TOKEN not in (summary.error or "")
     assert len(rows(database_url, "crm_deal", "_deleted_at IS NULL")) == 100
     await asyncio.sleep(0)
+
+
+async def test_nul_characters_do_not_break_the_load(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
+    seed_portal(emu.portal, {"deal": 2})
+    emu.portal.store("deal").records[1]["TITLE"] = "a\x00b"
+    summary = await engine.full(entity_named("deal"))
+    assert summary.status == "success", summary.error
+    assert rows(database_url, "crm_deal")[1]["title"] == "ab"

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from b24sync.schema.identifiers import column_name as make_column_name
 from b24sync.schema.identifiers import ident
-from b24sync.schema.types import pg_type, widened
+from b24sync.schema.types import pg_type, widened, without_nul
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def plan_table(
         plan.columns[name] = spec
         plan.statements.append(
             sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-                target, ident(spec.column_name), sql.Literal(f"{title} ({name})")
+                target, ident(spec.column_name), sql.Literal(without_nul(f"{title} ({name})"))
             )
         )
     for name, known in stored.items():

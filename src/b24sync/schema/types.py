@@ -120,12 +120,21 @@ def _date(value: Any) -> date:
         raise Unconvertible(value) from None
 
 
+def without_nul(text: str) -> str:
+    """PostgreSQL text and jsonb cannot hold NUL; it is the one character we drop."""
+    return text.replace("\x00", "")
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False).replace("\\u0000", "")
+
+
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return without_nul(value) if isinstance(value, str) else json_text(value)
 
 
 def _jsonb(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return json_text(value)
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {

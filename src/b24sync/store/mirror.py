@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -12,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.planner import ColumnSpec, Plan
-from b24sync.schema.types import Unconvertible, convert
+from b24sync.schema.types import Unconvertible, convert, json_text
 
 DATA_SCHEMA = "bitrix24"
 
@@ -62,7 +61,7 @@ def typed_rows(
     rows: list[tuple[Any, ...]] = []
     failed = 0
     for record in records:
-        values: list[Any] = [int(record["ID"]), json.dumps(record, ensure_ascii=False), synced_at]
+        values: list[Any] = [int(record["ID"]), json_text(record), synced_at]
         for spec in columns:
             try:
                 values.append(convert(spec.pg_type, record.get(spec.field_name)))
