@@ -9,6 +9,8 @@ record is read twice, and every ID between the first and the last belongs to exa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -147,3 +149,34 @@ def _raise_first(errors: dict[str, dict[str, Any]]) -> None:
             f"export command {key} failed: {error.get('error')} {error.get('error_description')}",
             code=str(error.get("error", "")),
         )
+
+
+async def prefetched(pages: AsyncIterator[ExportPage], depth: int = 2) -> AsyncIterator[ExportPage]:
+    """Fetch up to ``depth`` pages ahead while the caller loads the current one.
+
+    The portal's server time and our parsing and loading then overlap instead of adding up.
+    Pages keep their order, so checkpoints stay monotonic.
+    """
+    queue: asyncio.Queue[ExportPage | BaseException | None] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+            await queue.put(None)
+        except BaseException as exc:  # hand any failure to the consumer, then stop
+            await queue.put(exc)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer

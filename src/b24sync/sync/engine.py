@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
-from b24sync.bitrix.export import ExportPage, export_records
+from b24sync.bitrix.export import ExportPage, export_records, prefetched
 from b24sync.entities import Entity
 from b24sync.errors import SyncAlreadyRunning
 from b24sync.schema.planner import ColumnSpec, plan_table
@@ -214,12 +214,14 @@ class SyncEngine:
         checkpoint = state["full_checkpoint"] or {}
         start_after = int(checkpoint.get("last_id", 0))
         seen: list[int] = []
-        async for page in export_records(
-            self.client,
-            entity.list_method,
-            select=schema.select,
-            start_after=start_after,
-            commands_per_call=self.commands_per_call,
+        async for page in prefetched(
+            export_records(
+                self.client,
+                entity.list_method,
+                select=schema.select,
+                start_after=start_after,
+                commands_per_call=self.commands_per_call,
+            )
         ):
             seen.extend(int(r["ID"]) for r in page.records)
             await self._load(
@@ -257,12 +259,14 @@ class SyncEngine:
             return
         schema = await self.sync_schema(conn, entity)
         run_started = self._portal_now()
-        async for page in export_records(
-            self.client,
-            entity.list_method,
-            select=schema.select,
-            filter=cursor.filter(),
-            commands_per_call=self.commands_per_call,
+        async for page in prefetched(
+            export_records(
+                self.client,
+                entity.list_method,
+                select=schema.select,
+                filter=cursor.filter(),
+                commands_per_call=self.commands_per_call,
+            )
         ):
             await self._load(
                 conn, entity, schema.columns, page, counts, "incremental", run_id, None

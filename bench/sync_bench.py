@@ -1,0 +1,122 @@
+"""Full-sync benchmark against b24emu over real sockets, with the portal's limits switched on.
+
+Prints API calls, wall time, records/s, the emulator's theoretical lower bound and our ratio to
+it, the same for fast_bitrix24's get_all, and the loader's rows/s into a 100-column table.
+
+    .venv/bin/python bench/sync_bench.py --deals 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from b24emu.app import create_app  # noqa: E402
+from b24emu.server import build_emulator, webhook_url  # noqa: E402
+from b24sync.bitrix.client import BitrixClient  # noqa: E402
+from b24sync.bitrix.limiter import LeakyBucket  # noqa: E402
+from b24sync.config import WebhookUrl  # noqa: E402
+from b24sync.entities import entity_named  # noqa: E402
+from b24sync.schema.planner import plan_table  # noqa: E402
+from b24sync.store import mirror  # noqa: E402
+from b24sync.store.embedded import EmbeddedPostgres  # noqa: E402
+from b24sync.store.migrate import migrate  # noqa: E402
+from b24sync.sync.engine import SyncEngine  # noqa: E402
+from tests.emulator_server import serving  # noqa: E402
+
+
+def lower_bound(n: int, emu_cost_base: float, per_record: float, latency: float) -> tuple[int, float]:
+    """Fewest HTTP calls (fields + probe + ceil(n/2500)) and their serial server time."""
+    calls = 2 + math.ceil(n / 2500)
+    commands = 2 + math.ceil(n / 50)
+    return calls, calls * latency + commands * emu_cost_base + n * per_record
+
+
+async def ours(url: str, db_url: str) -> tuple[int, float, int]:
+    async with httpx.AsyncClient(timeout=120) as http:
+        client = BitrixClient(http, WebhookUrl.parse(url), limiter=LeakyBucket(rate=2, burst=50))
+        started = time.perf_counter()
+        summary = await SyncEngine(client, db_url).full(entity_named("deal"))
+        assert summary.status == "success", summary.error
+        return summary.api_calls, time.perf_counter() - started, summary.fetched
+
+
+def fast_bitrix24(url: str) -> tuple[int, float, int]:
+    from fast_bitrix24 import Bitrix
+
+    client = Bitrix(url, ssl=False, verbose=False)
+    started = time.perf_counter()
+    records = client.get_all("crm.deal.list", {"select": ["*", "UF_*"]})
+    return 0, time.perf_counter() - started, len(records)
+
+
+async def loader_rows_per_second(db_url: str, rows: int = 50000) -> float:
+    fields = {f"UF_CRM_{i}": {"type": ("string", "integer", "double", "datetime")[i % 4], "isMultiple": False}
+              for i in range(99)}
+    plan = plan_table("bitrix24", "crm_bench", {}, fields, "bench")
+    records = [{"ID": str(i), **{f"UF_CRM_{j}": ("text value", str(j * i), "12.50",
+                                                 "2024-07-18T11:55:36+03:00")[j % 4] for j in range(99)}}
+               for i in range(1, rows + 1)]
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        for statement in plan.statements:
+            await conn.execute(statement)
+        await conn.commit()
+        started = time.perf_counter()
+        for offset in range(0, rows, 2500):
+            typed, _ = mirror.typed_rows(records[offset: offset + 2500], plan.active, datetime.now(UTC))
+            async with conn.transaction():
+                await mirror.upsert(conn, "crm_bench", plan.active, typed)
+        return rows / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deals", type=int, default=100000)
+    parser.add_argument("--fast-bitrix24-deals", type=int, default=20000,
+                        help="fast_bitrix24 pays the counting cost on every page; a smaller N keeps the run short")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="per HTTP call")
+    parser.add_argument("--per-record-ms", type=float, default=0.2, help="server time per returned record")
+    args = parser.parse_args()
+
+    emu = build_emulator(counts={"deal": args.deals}, rate=2, burst=50, latency_ms=args.latency_ms)
+    emu.cost.enabled = True
+    emu.cost.per_record = args.per_record_ms / 1000
+    with tempfile.TemporaryDirectory() as tmp, serving(create_app(emu)) as base:
+        pg = EmbeddedPostgres(Path(tmp))
+        db_url = pg.start()
+        migrate(db_url)
+        url = webhook_url(emu, "127.0.0.1", int(base.rsplit(":", 1)[1]))
+        calls, seconds, fetched = asyncio.run(ours(url, db_url))
+        min_calls, bound = lower_bound(args.deals, emu.cost.base, emu.cost.per_record, args.latency_ms / 1000)
+        print(f"b24sync full sync: {fetched} deals, {calls} API calls (target <= {1.05 * math.ceil(args.deals / 2500) + 5:.0f}), "
+              f"{seconds:.1f} s, {fetched / seconds:.0f} records/s")
+        print(f"theoretical lower bound: {min_calls} calls, {bound:.1f} s; ratio {seconds / bound:.2f}")
+
+        emu.portal.stores["deal"].records.clear()
+        emu.portal.stores["deal"].ids.clear()
+        from b24emu.seed import seed_portal
+
+        seed_portal(emu.portal, {"deal": args.fast_bitrix24_deals})
+        before = emu.stats.http_calls
+        _, fb_seconds, fb_count = fast_bitrix24(url)
+        fb_calls = emu.stats.http_calls - before
+        print(f"fast_bitrix24 get_all: {fb_count} deals, {fb_calls} API calls, {fb_seconds:.1f} s, "
+              f"{fb_count / fb_seconds:.0f} records/s")
+        print(f"per-record time, ours / fast_bitrix24: {(seconds / fetched) / (fb_seconds / fb_count):.2f}")
+        print(f"loader alone, 100-column table: {asyncio.run(loader_rows_per_second(db_url)):.0f} rows/s")
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
