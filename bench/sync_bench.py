@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,21 +25,20 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from b24emu.app import create_app  # noqa: E402
-from b24emu.server import build_emulator, webhook_url  # noqa: E402
-from b24sync.bitrix.client import BitrixClient  # noqa: E402
-from b24sync.bitrix.limiter import LeakyBucket  # noqa: E402
-from b24sync.config import WebhookUrl  # noqa: E402
-from b24sync.entities import entity_named  # noqa: E402
-from b24sync.schema.planner import plan_table  # noqa: E402
-from b24sync.store import mirror  # noqa: E402
-from b24sync.store.embedded import EmbeddedPostgres  # noqa: E402
-from b24sync.store.migrate import migrate  # noqa: E402
-from b24sync.sync.engine import SyncEngine  # noqa: E402
-from tests.emulator_server import serving  # noqa: E402
+from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.config import WebhookUrl
+from b24sync.entities import entity_named
+from b24sync.schema.planner import plan_table
+from b24sync.store import mirror
+from b24sync.store.embedded import EmbeddedPostgres
+from b24sync.store.migrate import migrate
+from b24sync.sync.engine import SyncEngine
 
 
-def lower_bound(n: int, emu_cost_base: float, per_record: float, latency: float) -> tuple[int, float]:
+def lower_bound(
+    n: int, emu_cost_base: float, per_record: float, latency: float
+) -> tuple[int, float]:
     """Fewest HTTP calls (fields + probe + ceil(n/2500)) and their serial server time."""
     calls = 2 + math.ceil(n / 2500)
     commands = 2 + math.ceil(n / 50)
@@ -62,59 +64,134 @@ def fast_bitrix24(url: str) -> tuple[int, float, int]:
 
 
 async def loader_rows_per_second(db_url: str, rows: int = 50000) -> float:
-    fields = {f"UF_CRM_{i}": {"type": ("string", "integer", "double", "datetime")[i % 4], "isMultiple": False}
-              for i in range(99)}
+    fields = {
+        f"UF_CRM_{i}": {
+            "type": ("string", "integer", "double", "datetime")[i % 4],
+            "isMultiple": False,
+        }
+        for i in range(99)
+    }
     plan = plan_table("bitrix24", "crm_bench", {}, fields, "bench")
-    records = [{"ID": str(i), **{f"UF_CRM_{j}": ("text value", str(j * i), "12.50",
-                                                 "2024-07-18T11:55:36+03:00")[j % 4] for j in range(99)}}
-               for i in range(1, rows + 1)]
+    records = [
+        {
+            "ID": str(i),
+            **{
+                f"UF_CRM_{j}": ("text value", str(j * i), "12.50", "2024-07-18T11:55:36+03:00")[
+                    j % 4
+                ]
+                for j in range(99)
+            },
+        }
+        for i in range(1, rows + 1)
+    ]
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         for statement in plan.statements:
             await conn.execute(statement)
         await conn.commit()
         started = time.perf_counter()
         for offset in range(0, rows, 2500):
-            typed, _ = mirror.typed_rows(records[offset: offset + 2500], plan.active, datetime.now(UTC))
+            typed, _ = mirror.typed_rows(
+                records[offset : offset + 2500], plan.active, datetime.now(UTC)
+            )
             async with conn.transaction():
                 await mirror.upsert(conn, "crm_bench", plan.active, typed)
         return rows / (time.perf_counter() - started)
 
 
+@contextmanager
+def emulator_process(args: argparse.Namespace) -> Iterator[str]:
+    """b24emu in its own process, as a real portal would be: no shared GIL with the client."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "b24sync.cli",
+            "emulator",
+            "--port",
+            str(port),
+            "--deals",
+            str(args.deals),
+            "--rate",
+            "2",
+            "--burst",
+            "50",
+            "--latency-ms",
+            str(args.latency_ms),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip().split("=", 1)[1]
+    base = url.split("/rest/")[0]
+    for _ in range(200):
+        try:
+            httpx.get(base + "/_emulator/stats", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    httpx.put(
+        base + "/_emulator/limits",
+        json={"cost": {"enabled": True, "per_record": args.per_record_ms / 1000}},
+    )
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--deals", type=int, default=100000)
-    parser.add_argument("--fast-bitrix24-deals", type=int, default=20000,
-                        help="fast_bitrix24 pays the counting cost on every page; a smaller N keeps the run short")
+    parser.add_argument(
+        "--fast-bitrix24-deals",
+        type=int,
+        default=20000,
+        help="fast_bitrix24 pays the counting cost on every page; a smaller N keeps the run short",
+    )
     parser.add_argument("--latency-ms", type=float, default=20.0, help="per HTTP call")
-    parser.add_argument("--per-record-ms", type=float, default=0.2, help="server time per returned record")
+    parser.add_argument(
+        "--per-record-ms", type=float, default=0.2, help="server time per returned record"
+    )
     args = parser.parse_args()
 
-    emu = build_emulator(counts={"deal": args.deals}, rate=2, burst=50, latency_ms=args.latency_ms)
-    emu.cost.enabled = True
-    emu.cost.per_record = args.per_record_ms / 1000
-    with tempfile.TemporaryDirectory() as tmp, serving(create_app(emu)) as base:
+    cost = CostModel()
+    with tempfile.TemporaryDirectory() as tmp, emulator_process(args) as url:
+        base = url.split("/rest/")[0]
         pg = EmbeddedPostgres(Path(tmp))
         db_url = pg.start()
         migrate(db_url)
-        url = webhook_url(emu, "127.0.0.1", int(base.rsplit(":", 1)[1]))
         calls, seconds, fetched = asyncio.run(ours(url, db_url))
-        min_calls, bound = lower_bound(args.deals, emu.cost.base, emu.cost.per_record, args.latency_ms / 1000)
-        print(f"b24sync full sync: {fetched} deals, {calls} API calls (target <= {1.05 * math.ceil(args.deals / 2500) + 5:.0f}), "
-              f"{seconds:.1f} s, {fetched / seconds:.0f} records/s")
-        print(f"theoretical lower bound: {min_calls} calls, {bound:.1f} s; ratio {seconds / bound:.2f}")
+        min_calls, bound = lower_bound(
+            args.deals, cost.base, args.per_record_ms / 1000, args.latency_ms / 1000
+        )
+        print(
+            f"b24sync full sync: {fetched} deals, {calls} API calls (target <= {1.05 * math.ceil(args.deals / 2500) + 5:.0f}), "
+            f"{seconds:.1f} s, {fetched / seconds:.0f} records/s"
+        )
+        print(
+            f"theoretical lower bound: {min_calls} calls, {bound:.1f} s; ratio {seconds / bound:.2f}"
+        )
 
-        emu.portal.stores["deal"].records.clear()
-        emu.portal.stores["deal"].ids.clear()
-        from b24emu.seed import seed_portal
-
-        seed_portal(emu.portal, {"deal": args.fast_bitrix24_deals})
-        before = emu.stats.http_calls
+        httpx.post(base + "/_emulator/reset")
+        httpx.post(base + "/_emulator/seed", json={"deal": args.fast_bitrix24_deals}, timeout=120)
         _, fb_seconds, fb_count = fast_bitrix24(url)
-        fb_calls = emu.stats.http_calls - before
-        print(f"fast_bitrix24 get_all: {fb_count} deals, {fb_calls} API calls, {fb_seconds:.1f} s, "
-              f"{fb_count / fb_seconds:.0f} records/s")
-        print(f"per-record time, ours / fast_bitrix24: {(seconds / fetched) / (fb_seconds / fb_count):.2f}")
-        print(f"loader alone, 100-column table: {asyncio.run(loader_rows_per_second(db_url)):.0f} rows/s")
+        fb_calls = httpx.get(base + "/_emulator/stats").json()["http_calls"]
+        print(
+            f"fast_bitrix24 get_all: {fb_count} deals, {fb_calls} API calls, {fb_seconds:.1f} s, "
+            f"{fb_count / fb_seconds:.0f} records/s"
+        )
+        print(
+            f"per-record time, ours / fast_bitrix24: {(seconds / fetched) / (fb_seconds / fb_count):.2f}"
+        )
+        print(
+            f"loader alone, 100-column table: {asyncio.run(loader_rows_per_second(db_url)):.0f} rows/s"
+        )
         pg.stop()
 
 

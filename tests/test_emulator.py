@@ -471,7 +471,7 @@ def test_seed_is_deterministic() -> None:
 def test_fast_bitrix24_reads_creates_and_deletes(emu: Emulator) -> None:
     from fast_bitrix24 import Bitrix
 
-    from tests.emulator_server import serving
+    from b24emu.server import serving
 
     seed_portal(emu.portal, {"deal": 730})
     with serving(create_app(emu)) as url:

@@ -1,6 +1,13 @@
-"""Run b24emu over real sockets (the `b24sync emulator` command and benchmarks)."""
+"""Run b24emu over real sockets (the `b24sync emulator` command, `b24sync run`, benchmarks)."""
 
 from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -33,3 +40,28 @@ def webhook_url(emulator: Emulator, host: str, port: int) -> str:
 
 def serve(emulator: Emulator, host: str, port: int) -> None:
     uvicorn.run(create_app(emulator), host=host, port=port, log_level="warning")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app from a background thread; yields its base URL."""
+    port = port or free_port(host)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"could not serve on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

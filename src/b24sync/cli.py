@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from b24sync.config import Settings, load_settings
-from b24sync.entities import Entity, entity_named
+from b24sync.entities import ENTITIES, Entity, entity_named
 from b24sync.errors import ConfigurationError, SyncAlreadyRunning, UnknownEntity
 from b24sync.logs import configure_logging
 from b24sync.runtime import column_map, entity_status, sync_engine
@@ -105,22 +105,54 @@ def db_migrate() -> None:
         console.print("[green]migrations applied[/green]")
 
 
+DEMO_COUNTS = {"company": 1000, "contact": 3000, "lead": 2000, "deal": 5000}
+
+
 @app.command()
-def run() -> None:
-    """Everything in one process on embedded defaults: database, portal, first sync, dashboard."""
+def run(
+    port: int = typer.Option(8000, help="where the dashboard will listen"),
+    emulator_port: int = typer.Option(
+        8800, help="the local demo portal's port (no BITRIX_WEBHOOK_URL)"
+    ),
+) -> None:
+    """The main job on embedded defaults: database, a portal (yours or a local demo one), a first
+    full sync of deals, contacts, leads and companies, then it keeps running until Ctrl-C."""
+    from b24emu.app import create_app
+    from b24emu.server import build_emulator, serving, webhook_url
+
     settings = _settings()
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+    with contextlib.ExitStack() as stack:
+        if settings.webhook is None:
+            emu = build_emulator(counts=DEMO_COUNTS, rate=2, burst=50, latency_ms=0)
+            stack.enter_context(serving(create_app(emu), port=emulator_port))
+            settings = Settings(
+                **{
+                    **settings.model_dump(),
+                    "bitrix_webhook_url": webhook_url(emu, "127.0.0.1", emulator_port),
+                }
+            )
+            console.print(
+                f"no BITRIX_WEBHOOK_URL: demo portal (b24emu) on http://127.0.0.1:{emulator_port} "
+                f"with {sum(DEMO_COUNTS.values())} records"
+            )
+        db = stack.enter_context(DatabaseLocation(settings.database_url, settings.b24sync_data_dir))
         migrate(db.url)
         where = (
-            "embedded PostgreSQL under " + str(settings.b24sync_data_dir)
+            f"embedded PostgreSQL in {settings.b24sync_data_dir}"
             if db.is_embedded
             else "DATABASE_URL"
         )
         console.print(f"[green]database ready[/green] ({where})")
+        for entity_ in ENTITIES.values():
+            summary = asyncio.run(_sync_with_progress(settings, db.url, entity_, "full"))
+            console.print(
+                f"  {entity_.name}: {summary.status}, {summary.fetched} records, "
+                f"{summary.api_calls} API calls, {summary.seconds:.1f} s"
+            )
         console.print(
-            "The dashboard will be at http://127.0.0.1:8000/ once the service lands (issue #5)."
+            f"The dashboard will be at http://127.0.0.1:{port}/ once the service lands (issue #5); "
+            "query the tables in schema bitrix24 meanwhile. Press Ctrl-C to stop."
         )
-        console.print("Press Ctrl-C to stop.")
         _wait_for_interrupt()
     console.print("stopped")
 
