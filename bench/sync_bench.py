@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from b24emu.limits import CostModel
+from b24emu.server import free_port
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.limiter import LeakyBucket
 from b24sync.config import WebhookUrl
