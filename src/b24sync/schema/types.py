@@ -73,6 +73,8 @@ def _empty(value: Any) -> bool:
 
 
 def _bigint(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
@@ -148,12 +150,20 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def converter(column_type: str) -> Callable[[Any], Any]:
+    """The converter for one column type: None for empty; raises Unconvertible."""
+    cast = CONVERTERS[column_type]
+    structured_ok = column_type in ("jsonb", "text")
+
+    def convert_value(value: Any) -> Any:
+        if value is None or (column_type != "jsonb" and _empty(value)):
+            return None
+        if not structured_ok and isinstance(value, (list, dict)):
+            raise Unconvertible(value)
+        return cast(value)
+
+    return convert_value
+
+
 def convert(column_type: str, value: Any) -> Any:
-    """The column value for a raw API value; None for empty; raises Unconvertible."""
-    if _empty(value) and column_type != "jsonb":
-        return None
-    if value is None:
-        return None
-    if isinstance(value, (list, dict)) and column_type not in ("jsonb", "text"):
-        raise Unconvertible(value)
-    return CONVERTERS[column_type](value)
+    return converter(column_type)(value)

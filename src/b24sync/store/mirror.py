@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.planner import ColumnSpec, Plan
-from b24sync.schema.types import Unconvertible, convert, json_text
+from b24sync.schema.types import Unconvertible, converter, json_text
 
 DATA_SCHEMA = "bitrix24"
 
@@ -58,13 +58,15 @@ def typed_rows(
     records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec], synced_at: datetime
 ) -> tuple[list[tuple[Any, ...]], int]:
     """Rows for COPY (id, _raw, _synced_at, columns...) and the count of failed conversions."""
+    plan = [(spec.field_name, converter(spec.pg_type)) for spec in columns]
     rows: list[tuple[Any, ...]] = []
     failed = 0
     for record in records:
         values: list[Any] = [int(record["ID"]), json_text(record), synced_at]
-        for spec in columns:
+        get = record.get
+        for name, convert_value in plan:
             try:
-                values.append(convert(spec.pg_type, record.get(spec.field_name)))
+                values.append(convert_value(get(name)))
             except Unconvertible:
                 values.append(None)
                 failed += 1
