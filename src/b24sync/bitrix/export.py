@@ -76,8 +76,13 @@ async def export_records(
     filter: Mapping[str, Any] | None = None,
     start_after: int = 0,
     commands_per_call: int = 50,
+    parallel_calls: int = 2,
 ) -> AsyncIterator[ExportPage]:
-    """Yield every matching record once, as pages of up to ``commands_per_call * 50`` records."""
+    """Yield every matching record once, as pages of up to ``commands_per_call * 50`` records.
+
+    ``parallel_calls`` batch calls run side by side (disjoint ranges, so order does not matter);
+    the leaky bucket still paces them.
+    """
     base_filter = dict(filter or {})
     select_with_id = list(dict.fromkeys(["ID", *select]))
 
@@ -118,27 +123,33 @@ async def export_records(
     # original lo of each live range, to report completion when its follow-ups finish
     origin: dict[int, int] = {}
     while planner.pending:
-        wave: list[IdRange] = []
-        while planner.pending and len(wave) < commands_per_call:
-            wave.append(planner.pending.popleft())
-        batch = await client.batch({f"r{i}": command(r) for i, r in enumerate(wave)})
-        _raise_first(batch.errors)
+        waves: list[list[IdRange]] = []
+        while planner.pending and len(waves) < parallel_calls:
+            wave: list[IdRange] = []
+            while planner.pending and len(wave) < commands_per_call:
+                wave.append(planner.pending.popleft())
+            waves.append(wave)
+        batches = await asyncio.gather(
+            *(client.batch({f"r{i}": command(r) for i, r in enumerate(w)}) for w in waves)
+        )
         records: list[Record] = []
-        for i, rng in enumerate(wave):
-            page: list[Record] = batch.result.get(f"r{i}") or []
-            records.extend(page)
-            start_lo = origin.pop(rng.lo, rng.lo)
-            last_id = int(page[-1]["ID"]) if page else None
-            exhausted = len(page) < PAGE or (rng.hi is not None and last_id == rng.hi)
-            if exhausted:
-                planner.complete(
-                    start_lo, rng.hi if rng.hi is not None else max(last_id or 0, rng.lo)
-                )
-            else:
-                assert last_id is not None
-                origin[last_id] = start_lo
-                # follow-ups go first, so the watermark advances steadily
-                planner.pending.appendleft(IdRange(last_id, rng.hi))
+        for wave, batch in zip(waves, batches, strict=True):
+            _raise_first(batch.errors)
+            for i, rng in enumerate(wave):
+                page: list[Record] = batch.result.get(f"r{i}") or []
+                records.extend(page)
+                start_lo = origin.pop(rng.lo, rng.lo)
+                last_id = int(page[-1]["ID"]) if page else None
+                exhausted = len(page) < PAGE or (rng.hi is not None and last_id == rng.hi)
+                if exhausted:
+                    planner.complete(
+                        start_lo, rng.hi if rng.hi is not None else max(last_id or 0, rng.lo)
+                    )
+                else:
+                    assert last_id is not None
+                    origin[last_id] = start_lo
+                    # follow-ups go first, so the watermark advances steadily
+                    planner.pending.appendleft(IdRange(last_id, rng.hi))
         yield ExportPage(records, planner.done_until, estimate)
 
 
