@@ -1,0 +1,67 @@
+"""The CLI as a user runs it: a separate process, a real portal URL, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from b24emu import Emulator, create_app, seed_portal
+from b24emu.server import serving, webhook_url
+
+
+def b24sync(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "b24sync.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **env},
+        timeout=120,
+    )
+
+
+def test_sync_json_status_and_schema(database_url: str) -> None:
+    emu = Emulator(webhook_token="clitoken12345")
+    seed_portal(emu.portal, {"company": 120})
+    with serving(create_app(emu)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        env = {
+            "DATABASE_URL": database_url,
+            "BITRIX_WEBHOOK_URL": webhook_url(emu, "127.0.0.1", port),
+        }
+        done = b24sync("sync", "company", "--full", "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert {k: summary[k] for k in ("entity", "mode", "fetched", "upserted", "deleted")} == {
+            "entity": "company",
+            "mode": "full",
+            "fetched": 120,
+            "upserted": 120,
+            "deleted": 0,
+        }
+        assert summary["api_calls"] == 3 and summary["seconds"] > 0
+        assert "clitoken12345" not in done.stdout + done.stderr
+        status = json.loads(b24sync("status", "--json", env=env).stdout)
+        assert {r["entity"]: r["rows"] for r in status}["company"] == 120
+        schema = b24sync("schema", "company", env=env)
+        assert "uf_crm_1700000201" in schema.stdout and "ИНН" in schema.stdout
+
+
+def test_unknown_entity_and_missing_mode_are_clear_errors(database_url: str) -> None:
+    env = {"DATABASE_URL": database_url}
+    wrong = b24sync("sync", "invoice", "--full", env=env)
+    assert wrong.returncode == 2 and "unknown entity 'invoice'" in wrong.stderr
+    neither = b24sync("sync", "deal", env=env)
+    assert neither.returncode == 2 and "--full or --incremental" in neither.stderr
+
+
+def test_malformed_webhook_url_is_refused_without_traceback() -> None:
+    result = b24sync("status", env={"BITRIX_WEBHOOK_URL": "https://portal/rest/abc/"})
+    assert result.returncode == 2
+    assert "BITRIX_WEBHOOK_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_commands_of_later_issues_say_so() -> None:
+    result = b24sync("serve", env={})
+    assert result.returncode == 2 and "not available in this build yet" in result.stderr
