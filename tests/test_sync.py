@@ -271,3 +271,24 @@ async def test_nul_characters_do_not_break_the_load(
     summary = await engine.full(entity_named("deal"))
     assert summary.status == "success", summary.error
     assert rows(database_url, "crm_deal")[1]["title"] == "ab"
+
+
+async def test_dropped_connections_over_real_sockets_are_retried(
+    emu: Emulator, database_url: str
+) -> None:
+    from b24emu.server import serving
+
+    seed_portal(emu.portal, {"lead": 3000})
+    emu.faults.drop = 0.3
+    with serving(create_app(emu)) as base:
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = BitrixClient(
+                http,
+                WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/"),
+                limiter=LeakyBucket(rate=1000, burst=10000),
+                retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
+            )
+            summary = await SyncEngine(client, database_url).full(entity_named("lead"))
+    assert summary.status == "success", summary.error
+    assert emu.stats.faults_injected > 0
+    assert_mirror_equals_portal(database_url, emu, "lead")
