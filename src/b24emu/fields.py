@@ -207,21 +207,21 @@ def standard_fields(entity: str) -> dict[str, FieldDef]:
 
 ENTITIES: tuple[str, ...] = tuple(_SPECS)
 MULTIFIELDS: tuple[str, ...] = ("PHONE", "EMAIL", "WEB", "IM")
-NUMERIC_TYPES = frozenset(
+# Types whose values the API returns as integer strings ("42").
+INTEGER_TYPES = frozenset(
     {
         "integer",
-        "double",
         "user",
         "crm_company",
         "crm_contact",
         "crm_lead",
         "crm_quote",
         "crm_category",
+        "employee",
         "enumeration",
-        "file",
-        "crm",
     }
 )
+NUMERIC_TYPES = INTEGER_TYPES | {"double"}
 DATE_TYPES = frozenset({"date", "datetime"})
 
 # User-field types the portal supports (crm.userfield.types); "user_type_id" values.

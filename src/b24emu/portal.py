@@ -17,6 +17,7 @@ from typing import Any
 from b24emu import errors
 from b24emu.fields import (
     ENTITIES,
+    INTEGER_TYPES,
     MULTIFIELDS,
     USER_FIELD_TYPES,
     FieldDef,
@@ -148,17 +149,7 @@ class Portal:
         if value is None:
             return None
         ftype = fdef["type"]
-        if ftype in (
-            "integer",
-            "user",
-            "crm_company",
-            "crm_contact",
-            "crm_lead",
-            "crm_quote",
-            "crm_category",
-            "employee",
-            "enumeration",
-        ):
+        if ftype in INTEGER_TYPES:
             if value == "":
                 return None if name != "CATEGORY_ID" else "0"
             try:
