@@ -292,3 +292,19 @@ async def test_dropped_connections_over_real_sockets_are_retried(
     assert summary.status == "success", summary.error
     assert emu.stats.faults_injected > 0
     assert_mirror_equals_portal(database_url, emu, "lead")
+
+
+async def test_operating_time_limit_is_paced_and_waited_out(
+    emu: Emulator, client: BitrixClient, database_url: str
+) -> None:
+    """limits.md: past the per-method budget the portal blocks the method until reset."""
+    seed_portal(emu.portal, {"deal": 3000})
+    emu.cost.enabled, emu.cost.base, emu.cost.per_record = True, 0.0, 0.00002  # 1 ms a page
+    emu.budget.budget, emu.budget.window = 0.02, 1.0  # ~20 pages a second at most
+    client.pacer.budget = 0.02
+    summary = await SyncEngine(client, database_url, commands_per_call=25).full(
+        entity_named("deal")
+    )
+    assert summary.status == "success", summary.error
+    assert client.pacer.waited_seconds > 0
+    assert_mirror_equals_portal(database_url, emu, "deal")

@@ -188,6 +188,8 @@ def control_router(emu: Emulator) -> APIRouter:
                 setattr(emu.bucket, key, type(getattr(emu.bucket, key))(body[key]))
         if "operating_budget" in body:
             emu.budget.budget = float(body["operating_budget"])
+        if "operating_window" in body:
+            emu.budget.window = float(body["operating_window"])
         if "cost" in body:
             for key, value in dict(body["cost"]).items():
                 setattr(emu.cost, key, type(getattr(emu.cost, key))(value))

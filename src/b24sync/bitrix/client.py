@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.bitrix.limiter import LeakyBucket, OperatingPacer
 from b24sync.config import WebhookUrl
 from b24sync.errors import (
     BadRequest,
@@ -55,7 +54,6 @@ class RetryPolicy:
     attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
-    max_operating_wait: float = 660.0
 
     def delay(self, attempt: int) -> float:
         backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
@@ -67,7 +65,6 @@ class CallCounters:
     http_calls: int = 0
     commands: int = 0
     retries: int = 0
-    portal_operating: float = 0.0
 
 
 @dataclass
@@ -107,6 +104,7 @@ class BitrixClient:
     http: httpx.AsyncClient
     webhook: WebhookUrl
     limiter: LeakyBucket = field(default_factory=LeakyBucket)
+    pacer: OperatingPacer = field(default_factory=OperatingPacer)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     counters: CallCounters = field(default_factory=CallCounters)
     last_time: JsonDict = field(default_factory=dict)
@@ -139,11 +137,18 @@ class BitrixClient:
                     part = dict(enumerate(part))
                 getattr(merged, attr).update({str(k): v for k, v in part.items()})
             merged.time = envelope.get("time") or {}
+            for command_time in (
+                (body.get("result_time") or {}).values()
+                if isinstance(body.get("result_time"), dict)
+                else body.get("result_time") or []
+            ):
+                self.pacer.observe(command_time)
         return merged
 
     async def _post(self, method: str, params: JsonDict) -> JsonDict:
         url = self.webhook.secret_base + method
         for attempt in range(self.retry.attempts):
+            await self.pacer.wait()
             await self.limiter.acquire()
             self.counters.http_calls += 1
             try:
@@ -160,7 +165,8 @@ class BitrixClient:
                     and "error" not in payload
                 ):
                     self.last_time = payload.get("time") or {}
-                    self.counters.portal_operating = float(self.last_time.get("operating") or 0)
+                    if method != "batch":  # the outer batch is not counted (limits.md)
+                        self.pacer.observe(self.last_time)
                     return payload
                 failure = error_for(payload, response.status_code, method)
             if not isinstance(failure, (RateLimited, OperationTimeLimit, PortalServerError)):
@@ -175,8 +181,7 @@ class BitrixClient:
         if isinstance(failure, RateLimited):
             self.limiter.penalise()
         if isinstance(failure, OperationTimeLimit):
-            reset_at = float(self.last_time.get("operating_reset_at") or 0)
-            wait = reset_at - time.time() if reset_at else self.retry.delay(attempt)
-            return min(max(wait, self.retry.base_delay), self.retry.max_operating_wait)
+            self.pacer.blocked(float(self.last_time.get("operating_reset_at") or 0))
+            return 0.0  # the pacer waits before the next attempt
         log.info("retrying %s after %s", failure.method, failure.code or type(failure).__name__)
         return self.retry.delay(attempt)

@@ -122,6 +122,7 @@ async def export_records(
     yield ExportPage(first, first_last_id, estimate)
     # original lo of each live range, to report completion when its follow-ups finish
     origin: dict[int, int] = {}
+    throttled_waves = 0
     while planner.pending:
         waves: list[list[IdRange]] = []
         while planner.pending and len(waves) < parallel_calls:
@@ -134,8 +135,17 @@ async def export_records(
         )
         records: list[Record] = []
         for wave, batch in zip(waves, batches, strict=True):
-            _raise_first(batch.errors)
+            limited = _limited_commands(batch.errors)
+            _raise_first({k: v for k, v in batch.errors.items() if k not in limited})
+            if limited:
+                throttled_waves += 1
+                if throttled_waves > client.retry.attempts:
+                    _raise_first(batch.errors)
+                client.pacer.blocked(0.0)
             for i, rng in enumerate(wave):
+                if f"r{i}" in limited:  # the portal refused this command for now: ask again
+                    planner.pending.appendleft(rng)
+                    continue
                 page: list[Record] = batch.result.get(f"r{i}") or []
                 records.extend(page)
                 start_lo = origin.pop(rng.lo, rng.lo)
@@ -151,6 +161,14 @@ async def export_records(
                     # follow-ups go first, so the watermark advances steadily
                     planner.pending.appendleft(IdRange(last_id, rng.hi))
         yield ExportPage(records, planner.done_until, estimate)
+
+
+_RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"})
+
+
+def _limited_commands(errors: dict[str, dict[str, Any]]) -> set[str]:
+    """Commands inside a batch that a limit refused; they are retried, not failed."""
+    return {key for key, error in errors.items() if error.get("error") in _RETRYABLE_COMMAND_ERRORS}
 
 
 def _raise_first(errors: dict[str, dict[str, Any]]) -> None:

@@ -43,3 +43,44 @@ class LeakyBucket:
         """The portal said QUERY_LIMIT_EXCEEDED: its bucket is fuller than ours thinks."""
         self.level = float(self.burst)
         self.stamp = time.monotonic()
+
+
+@dataclass
+class OperatingPacer:
+    """Paces by the `operating` time responses report (limits.md, resource limit).
+
+    A method whose accumulated execution time passes ``soft_fraction`` of the portal's budget
+    (480 s per 10 minutes on the cloud) is given a rest until its ``operating_reset_at``, so that
+    the portal never has to block it with OPERATION_TIME_LIMIT.
+    """
+
+    budget: float = 480.0
+    soft_fraction: float = 0.8
+    max_wait: float = 660.0
+    pause_until: float = 0.0
+    waited_seconds: float = 0.0
+
+    def observe(self, time_block: dict[str, object]) -> None:
+        operating = _number(time_block.get("operating"))
+        reset_at = _number(time_block.get("operating_reset_at"))
+        if operating >= self.budget * self.soft_fraction and reset_at > time.time():
+            self.pause_until = max(self.pause_until, reset_at)
+
+    def blocked(self, reset_at: float) -> None:
+        """The portal said OPERATION_TIME_LIMIT: rest until ``reset_at`` (or a short while)."""
+        self.pause_until = max(
+            self.pause_until, reset_at if reset_at > time.time() else time.time() + 1.0
+        )
+
+    async def wait(self) -> None:
+        pause = min(self.pause_until - time.time(), self.max_wait)
+        if pause > 0:
+            self.waited_seconds += pause
+            await asyncio.sleep(pause)
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
