@@ -27,16 +27,21 @@ def emu() -> Emulator:
     return Emulator(webhook_token=TOKEN)
 
 
+def fast_client(http: httpx.AsyncClient, base: str = "http://emu") -> BitrixClient:
+    """A client with the portal's limits lifted and near-instant retries, for tests."""
+    return BitrixClient(
+        http,
+        WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/"),
+        limiter=LeakyBucket(rate=1000, burst=10000),
+        retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
+    )
+
+
 @pytest.fixture
 async def client(emu: Emulator) -> AsyncIterator[BitrixClient]:
     transport = httpx.ASGITransport(app=create_app(emu))
     async with httpx.AsyncClient(transport=transport, timeout=30) as http:
-        yield BitrixClient(
-            http,
-            WebhookUrl.parse(f"http://emu/rest/1/{TOKEN}/"),
-            limiter=LeakyBucket(rate=1000, burst=10000),
-            retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
-        )
+        yield fast_client(http)
 
 
 @pytest.fixture
@@ -282,12 +287,7 @@ async def test_dropped_connections_over_real_sockets_are_retried(
     emu.faults.drop = 0.3
     with serving(create_app(emu)) as base:
         async with httpx.AsyncClient(timeout=30) as http:
-            client = BitrixClient(
-                http,
-                WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/"),
-                limiter=LeakyBucket(rate=1000, burst=10000),
-                retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
-            )
+            client = fast_client(http, base)
             summary = await SyncEngine(client, database_url).full(entity_named("lead"))
     assert summary.status == "success", summary.error
     assert emu.stats.faults_injected > 0
