@@ -73,7 +73,7 @@ class BatchResult:
     errors: dict[str, JsonDict]
     total: dict[str, int]
     next: dict[str, int]
-    time: JsonDict
+    times: dict[str, JsonDict]  # per command: the `time` block, with that method's `operating`
 
 
 def error_for(payload: Any, status: int, method: str) -> BitrixError:
@@ -131,18 +131,14 @@ class BitrixClient:
                 ("errors", "result_error"),
                 ("total", "result_total"),
                 ("next", "result_next"),
+                ("times", "result_time"),
             ):
                 part = body.get(key) or {}
-                if isinstance(part, list):
+                if isinstance(part, list):  # empty parts, and results of list-shaped cmd
                     part = dict(enumerate(part))
                 getattr(merged, attr).update({str(k): v for k, v in part.items()})
-            merged.time = envelope.get("time") or {}
-            for command_time in (
-                (body.get("result_time") or {}).values()
-                if isinstance(body.get("result_time"), dict)
-                else body.get("result_time") or []
-            ):
-                self.pacer.observe(command_time)
+        for command_time in merged.times.values():
+            self.pacer.observe(command_time)
         return merged
 
     async def _post(self, method: str, params: JsonDict) -> JsonDict:
