@@ -100,16 +100,18 @@ class Emulator:
     # --- execution --------------------------------------------------------------------------
 
     def time_block(self, started: float, method: str, processing: float) -> dict[str, Any]:
+        """The `time` block; dates follow the portal's clock (which tests may move forward)."""
         finished = time.time()
+        shift = self.portal.clock.offset.total_seconds()
         return {
             "start": started,
             "finish": finished,
             "duration": finished - started,
             "processing": processing,
-            "date_start": datetime.fromtimestamp(started, PORTAL_TZ)
+            "date_start": datetime.fromtimestamp(started + shift, PORTAL_TZ)
             .replace(microsecond=0)
             .isoformat(),
-            "date_finish": datetime.fromtimestamp(finished, PORTAL_TZ)
+            "date_finish": datetime.fromtimestamp(finished + shift, PORTAL_TZ)
             .replace(microsecond=0)
             .isoformat(),
             "operating_reset_at": int(self.budget.reset_at(method)),

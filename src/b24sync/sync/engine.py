@@ -209,10 +209,16 @@ class SyncEngine:
         self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
     ) -> None:
         schema = await self.sync_schema(conn, entity)
-        run_started = self._portal_now()
         state = await runs.read_state(conn, entity.name)
         checkpoint = state["full_checkpoint"] or {}
         start_after = int(checkpoint.get("last_id", 0))
+        # A resumed run keeps the first attempt's start as its cursor: edits made since then to
+        # records below the checkpoint are read by the next incremental run.
+        run_started = (
+            datetime.fromisoformat(checkpoint["portal_started"])
+            if "portal_started" in checkpoint
+            else self._portal_now()
+        )
         seen: list[int] = []
         async for page in prefetched(
             export_records(
@@ -232,12 +238,14 @@ class SyncEngine:
                 counts,
                 "full",
                 run_id,
-                {"last_id": page.watermark, "run_id": run_id},
+                {
+                    "last_id": page.watermark,
+                    "run_id": run_id,
+                    "portal_started": run_started.isoformat(),
+                },
             )
-        if start_after:
-            seen = await self._all_ids(
-                entity
-            )  # a resumed run did not see the part before the crash
+        if start_after:  # a resumed run did not see the part before the crash
+            seen = await self._all_ids(entity)
         async with conn.transaction():
             counts.deleted += await mirror.mark_deleted_except(conn, entity.table, seen)
             await runs.write_state(
