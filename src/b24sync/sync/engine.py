@@ -17,6 +17,7 @@ from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.export import ExportPage, export_records, prefetched
 from b24sync.entities import Entity
 from b24sync.errors import SyncAlreadyRunning
+from b24sync.redaction import redact
 from b24sync.schema.planner import ColumnSpec, plan_table
 from b24sync.store import mirror, runs
 from b24sync.store.database import libpq_url
@@ -127,7 +128,7 @@ class SyncEngine:
             try:
                 await work(conn, entity, counts, run_id)
             except Exception as exc:  # the run log must say why, whatever failed
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
+                status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
             counts.api_calls = self.client.counters.http_calls - calls_before
             counts.commands = self.client.counters.commands - commands_before
