@@ -7,7 +7,6 @@ from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from b24sync.store.embedded import EmbeddedPostgres
 
@@ -27,10 +26,6 @@ def libpq_url(url: str) -> str:
 
 def sync_engine(url: str) -> Engine:
     return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
-
-
-def async_engine(url: str) -> AsyncEngine:
-    return create_async_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5)
 
 
 class DatabaseLocation(AbstractContextManager["DatabaseLocation"]):
