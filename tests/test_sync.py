@@ -312,3 +312,17 @@ async def test_operating_time_limit_is_paced_and_waited_out(
     assert summary.status == "success", summary.error
     assert client.pacer.waited_seconds > 0
     assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_run_left_running_by_a_dead_process_is_marked_interrupted(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES ('deal', 'full', 'running')"
+        )
+    seed_portal(emu.portal, {"deal": 5})
+    await engine.full(entity_named("deal"))
+    with psycopg.connect(database_url) as conn:
+        statuses = conn.execute("SELECT status FROM b24sync.sync_logs ORDER BY id").fetchall()
+    assert statuses == [("interrupted",), ("success",)]

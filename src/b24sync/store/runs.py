@@ -19,6 +19,16 @@ class RunCounts:
     commands: int = 0
 
 
+async def close_interrupted_runs(conn: AsyncConnection[Any], entity: str) -> None:
+    """Runs left 'running' by a process that died; call only while holding the entity's lock."""
+    await conn.execute(
+        "UPDATE b24sync.sync_runs SET status = 'interrupted', finished_at = now(), "
+        "error = 'the process stopped before the run finished; the next full run resumes' "
+        "WHERE entity = %s AND status = 'running'",
+        (entity,),
+    )
+
+
 async def start_run(conn: AsyncConnection[Any], entity: str, sync_type: str) -> int:
     row = await (
         await conn.execute(

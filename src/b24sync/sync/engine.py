@@ -123,6 +123,7 @@ class SyncEngine:
             self._lock(entity),
             await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
         ):
+            await runs.close_interrupted_runs(conn, entity.name)
             run_id = await runs.start_run(conn, entity.name, mode)
             status, error = "success", None
             try:
