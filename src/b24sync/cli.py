@@ -126,7 +126,13 @@ def run(
     with contextlib.ExitStack() as stack:
         if settings.webhook is None:
             emu = build_emulator(counts=DEMO_COUNTS, rate=2, burst=50, latency_ms=0)
-            stack.enter_context(serving(create_app(emu), port=emulator_port))
+            try:
+                stack.enter_context(serving(create_app(emu), port=emulator_port))
+            except RuntimeError as exc:
+                console.print(
+                    f"[red]{exc}: is the port taken? Choose another with --emulator-port.[/red]"
+                )
+                raise typer.Exit(2) from None
             settings = Settings(
                 **{
                     **settings.model_dump(),
