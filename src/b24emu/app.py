@@ -165,14 +165,7 @@ def control_router(emu: Emulator) -> APIRouter:
 
     @router.post("/reset")
     async def reset() -> dict[str, bool]:
-        fresh = Emulator(webhook_user_id=emu.webhook_user_id, webhook_token=emu.webhook_token)
-        emu.portal, emu.stats, emu.events = fresh.portal, fresh.stats, fresh.events
-        emu.budget = fresh.budget
-        emu.portal.listeners[:] = [
-            lambda entity, action, rid: emu.events.on_change(
-                entity, action, rid, emu.portal.clock.iso()
-            )
-        ]
+        emu.reset()
         return {"reset": True}
 
     @router.get("/stats")

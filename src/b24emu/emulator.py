@@ -46,12 +46,22 @@ class Emulator:
     events: EventHub = field(init=False)
 
     def __post_init__(self) -> None:
+        self._connect_events()
+
+    def _connect_events(self) -> None:
         self.events = EventHub(self.portal.domain, self.portal.member_id)
         self.portal.listeners.append(
             lambda entity, action, rid: self.events.on_change(
                 entity, action, rid, self.portal.clock.iso()
             )
         )
+
+    def reset(self) -> None:
+        """Empty portal, statistics, bindings and operating budgets; auth and settings stay."""
+        self.portal = Portal(self.portal.domain)
+        self.stats = Stats()
+        self.budget = OperatingBudget(window=self.budget.window, budget=self.budget.budget)
+        self._connect_events()
 
     # --- auth -------------------------------------------------------------------------------
 

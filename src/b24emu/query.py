@@ -54,6 +54,11 @@ def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
     return a, b
 
 
+def _equal(a: Any, b: Any) -> bool:
+    left, right = _comparable(a, b)
+    return left is not None and left == right
+
+
 def _values(record_value: Any) -> list[Any]:
     """A multiple field matches when any of its values does; multi-fields by VALUE."""
     if isinstance(record_value, list):
@@ -81,10 +86,7 @@ def _compile_one(op: str, field: str, ftype: str, operand: Any) -> Predicate:
             if empty:
                 hit = all(v is None for v in values)
             else:
-                hit = any(
-                    _comparable(v, target)[0] == _comparable(v, target)[1] and v is not None
-                    for v in values
-                )
+                hit = any(v is not None and _equal(v, target) for v in values)
             return hit if op == "=" else not hit
         for value in values:
             left, right = _comparable(value, target)

@@ -22,11 +22,6 @@ class Entity:
     def fields_method(self) -> str:
         return f"{self.method_prefix}.fields"
 
-    @property
-    def event_names(self) -> tuple[str, ...]:
-        upper = self.name.upper()
-        return tuple(f"ONCRM{upper}{action}" for action in ("ADD", "UPDATE", "DELETE"))
-
 
 ENTITIES: dict[str, Entity] = {
     "deal": Entity("deal", "crm_deal", "crm.deal"),

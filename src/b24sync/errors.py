@@ -31,10 +31,6 @@ class UnsafeIdentifier(B24SyncError):
     """A name cannot become a PostgreSQL identifier."""
 
 
-class SchemaConflict(B24SyncError):
-    """The portal's fields cannot be mapped onto the stored table without losing data."""
-
-
 class SyncAlreadyRunning(B24SyncError):
     """Another process holds the sync lock for this entity."""
 

@@ -6,19 +6,17 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-STANDARD = (2.0, 50)
-ENTERPRISE = (5.0, 250)
-
 
 @dataclass
 class LeakyBucket:
     """Each request adds 1; the level drains by ``rate``/s; we wait rather than exceed ``burst``.
 
-    ``headroom`` keeps a few slots free for other clients of the same portal.
+    ``headroom`` keeps a few slots free for other clients of the same portal. The defaults are
+    most plans' 2/s and 50; Enterprise portals allow 5/s and 250 (BITRIX_RATE, BITRIX_BURST).
     """
 
-    rate: float = STANDARD[0]
-    burst: int = STANDARD[1]
+    rate: float = 2.0
+    burst: int = 50
     headroom: int = 2
     level: float = 0.0
     stamp: float = field(default_factory=time.monotonic)

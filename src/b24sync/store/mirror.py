@@ -99,7 +99,6 @@ async def upsert(
             ),
         )
     )
-    await conn.execute(sql.SQL("TRUNCATE {}").format(staging))
     column_list = sql.SQL(", ").join(ident(n) for n in names)
     async with conn.cursor() as cur:
         async with cur.copy(

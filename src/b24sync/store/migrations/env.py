@@ -5,12 +5,12 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from b24sync.store.database import sync_engine
+from b24sync.store.database import migration_engine
 from b24sync.store.tables import SERVICE_SCHEMA, metadata
 
 url = context.config.get_main_option("sqlalchemy.url")
 assert url, "migrate() sets sqlalchemy.url"
-engine = sync_engine(url)
+engine = migration_engine(url)
 with engine.begin() as connection:
     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SERVICE_SCHEMA}"'))
     # Serialise concurrent starts of several processes on one database.
