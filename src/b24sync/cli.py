@@ -5,24 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import threading
-from typing import NoReturn
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from b24sync.config import Settings, load_settings
+from b24sync.config import Settings, load_settings, stored_secret, with_overrides
 from b24sync.entities import ENTITIES, Entity, entity_named
 from b24sync.errors import ConfigurationError, SyncAlreadyRunning, UnknownEntity
 from b24sync.logs import configure_logging
-from b24sync.runtime import column_map, entity_status, sync_engine
+from b24sync.runtime import sync_engine
+from b24sync.service import HANDLER_PATH
 from b24sync.store.database import DatabaseLocation
 from b24sync.store.migrate import migrate
+from b24sync.store.overview import column_map, entity_status
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
+
+if TYPE_CHECKING:
+    from b24sync.service import SyncService
 
 app = typer.Typer(
     help="Keep a PostgreSQL copy of a Bitrix24 CRM current.",
@@ -89,15 +94,6 @@ def _not_yet(what: str, issue: int) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _wait_for_interrupt() -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM; the caller's context managers then clean up."""
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-
-
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or upgrade the service tables in schema b24sync (safe to repeat)."""
@@ -108,40 +104,45 @@ def db_migrate() -> None:
 
 
 DEMO_COUNTS = {"company": 1000, "contact": 3000, "lead": 2000, "deal": 5000}
+ADMIN_KEY_FILE = "admin_api_key"
 
 
 @app.command()
 def run(
-    port: int = typer.Option(8000, help="where the dashboard will listen"),
+    port: int = typer.Option(8000, help="where the API and dashboard listen"),
     emulator_port: int = typer.Option(
         8800, help="the local demo portal's port (no BITRIX_WEBHOOK_URL)"
     ),
 ) -> None:
     """The main job on embedded defaults: database, a portal (yours or a local demo one), a first
-    full sync of deals, contacts, leads and companies, then it keeps running until Ctrl-C."""
+    full sync of deals, contacts, leads and companies, then the API, dashboard, worker and
+    scheduler in one process until Ctrl-C."""
     from b24emu.app import create_app
     from b24emu.server import build_emulator, serving, webhook_url
 
     settings = _settings()
+    admin_key = stored_secret(settings.b24sync_data_dir, ADMIN_KEY_FILE)
+    settings = with_overrides(settings, api_keys=",".join([*settings.api_key_list, admin_key]))
     with contextlib.ExitStack() as stack:
         if settings.webhook is None:
             emu = build_emulator(counts=DEMO_COUNTS, rate=2, burst=50, latency_ms=0)
             try:
-                stack.enter_context(serving(create_app(emu), port=emulator_port))
+                emulator_base = stack.enter_context(serving(create_app(emu), port=emulator_port))
             except RuntimeError as exc:
                 console.print(
                     f"[red]{exc}: is the port taken? Choose another with --emulator-port.[/red]"
                 )
                 raise typer.Exit(2) from None
-            settings = Settings(
-                **{
-                    **settings.model_dump(),
-                    "bitrix_webhook_url": webhook_url(emu, "127.0.0.1", emulator_port),
-                }
+            application_token = secrets.token_hex(16)
+            settings = with_overrides(
+                settings,
+                bitrix_webhook_url=webhook_url(emu, "127.0.0.1", emulator_port),
+                bitrix_application_token=application_token,
             )
+            _deliver_demo_events(emulator_base, f"http://127.0.0.1:{port}", application_token)
             console.print(
-                f"no BITRIX_WEBHOOK_URL: demo portal (b24emu) on http://127.0.0.1:{emulator_port} "
-                f"with {sum(DEMO_COUNTS.values())} records"
+                f"no BITRIX_WEBHOOK_URL: demo portal (b24emu) on {emulator_base} "
+                f"with {sum(DEMO_COUNTS.values())} records, sending its events to this service"
             )
         db = stack.enter_context(DatabaseLocation(settings.database_url, settings.b24sync_data_dir))
         migrate(db.url)
@@ -157,24 +158,79 @@ def run(
                 f"  {entity_.name}: {summary.status}, {summary.fetched} records, "
                 f"{summary.api_calls} API calls, {summary.seconds:.1f} s"
             )
-        console.print(
-            f"The dashboard will be at http://127.0.0.1:{port}/ once the service lands (issue #5); "
-            "query the tables in schema bitrix24 meanwhile. Press Ctrl-C to stop."
-        )
-        _wait_for_interrupt()
+
+        def ready(service: SyncService) -> None:
+            console.print(
+                f"[green]dashboard:[/green] http://127.0.0.1:{port}/   API docs: "
+                f"http://127.0.0.1:{port}/docs\n"
+                f"[green]admin API key:[/green] {admin_key}  (kept in "
+                f"{settings.b24sync_data_dir / ADMIN_KEY_FILE})\nPress Ctrl-C to stop."
+            )
+
+        _serve(settings, db.url, "127.0.0.1", port, ready)
     console.print("stopped")
 
 
+def _deliver_demo_events(emulator_base: str, service_base: str, application_token: str) -> None:
+    """Configure the demo portal's outbound webhook, as a portal admin would in its UI."""
+    import httpx
+
+    httpx.post(
+        f"{emulator_base}/_emulator/outbound-webhooks",
+        json={
+            "handler": service_base + HANDLER_PATH,
+            "application_token": application_token,
+        },
+        timeout=10,
+    ).raise_for_status()
+
+
+def _serve(
+    settings: Settings,
+    url: str,
+    host: str | None,
+    port: int,
+    on_ready: Callable[[SyncService], None] | None = None,
+) -> None:
+    from b24sync.serving import PortTaken, serve_forever
+
+    try:
+        asyncio.run(serve_forever(settings, url, host=host, port=port, on_ready=on_ready))
+    except (PortTaken, ConfigurationError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the HTTP API and dashboard with one in-process worker."""
-    _not_yet("serve", 5)
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, help="port to listen on"),
+) -> None:
+    """Run the HTTP API and dashboard with one in-process worker (scheduler included)."""
+    settings = _settings()
+    if not (settings.api_key_list or settings.supabase_jwt_secret or settings.supabase_url):
+        console.print(
+            "[yellow]no API_KEYS, SUPABASE_JWT_SECRET or SUPABASE_URL: every API call will be "
+            "refused (401)[/yellow]"
+        )
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+
+        def ready(service: SyncService) -> None:
+            console.print(f"serving on http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
+
+        _serve(settings, db.url, host, port, ready)
+    console.print("stopped")
 
 
 @app.command()
 def worker() -> None:
     """Run job workers only (any number, on any machine sharing the database)."""
-    _not_yet("worker", 5)
+    settings = _settings()
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+        _serve(settings, db.url, None, 0, lambda _: console.print("worker running; Ctrl-C stops"))
+    console.print("stopped")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     bitrix_webhook_secret: SecretStr | None = None
     bitrix_rate: float = 2.0
     bitrix_burst: int = 50
+    metrics_public: bool = True
 
     @field_validator("bitrix_webhook_url")
     @classmethod
@@ -136,6 +138,27 @@ class Settings(BaseSettings):
                 yield name, WebhookUrl.parse(value).masked
             else:
                 yield name, value
+
+
+def with_overrides(settings: Settings, **values: object) -> Settings:
+    """A copy with some values replaced (validated again, secrets registered)."""
+    updated = Settings(**{**settings.model_dump(), **values})
+    updated.register_secrets()
+    return updated
+
+
+def stored_secret(data_dir: Path, name: str) -> str:
+    """A random secret kept in ``data_dir/name`` (mode 600): made once, reused on every start."""
+    path = data_dir / name
+    if path.exists():
+        value = path.read_text().strip()
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(value + "\n")
+    register_secret(value)
+    return value
 
 
 def load_settings() -> Settings:

@@ -82,3 +82,26 @@ class OperationTimeLimit(BitrixError):
 
 class PortalServerError(BitrixError):
     """5xx, a dropped connection or a timeout that outlived the retries."""
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+class MalformedEvent(B24SyncError):
+    """An event POST does not carry what a Bitrix24 CRM event carries."""
+
+
+class ForbiddenEvent(B24SyncError):
+    """An event's application token is missing or does not match BITRIX_APPLICATION_TOKEN."""
+
+
+class TransientSyncFailure(B24SyncError):
+    """A sync failed for a reason that may pass (portal 5xx, limits, network): retry later."""
+
+
+class EventsUnavailable(B24SyncError):
+    """The portal cannot bind events under the configured kind of authorization."""
+
+
+class UnsafeHandlerUrl(B24SyncError):
+    """A handler_base_url the portal should not be told to call."""

@@ -51,7 +51,8 @@ def configure_logging(debug: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "asyncio", "pgserver", "alembic"):
+    noisy_loggers = ("httpx", "httpcore", "uvicorn.access", "asyncio", "pgserver", "alembic")
+    for noisy in (*noisy_loggers, *(() if debug else ("procrastinate", "sse_starlette"))):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "procrastinate"):
         logging.getLogger(name).handlers[:] = []

@@ -29,7 +29,43 @@ async def close_interrupted_runs(conn: AsyncConnection[Any], entity: str) -> Non
     )
 
 
-async def start_run(conn: AsyncConnection[Any], entity: str, sync_type: str) -> int:
+async def queue_run(conn: AsyncConnection[Any], entity: str, sync_type: str) -> int:
+    """A run requested but not started yet: its id is what the API answers with."""
+    row = await (
+        await conn.execute(
+            "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES (%s, %s, 'queued') RETURNING id",
+            (entity, sync_type),
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def drop_queued_run(conn: AsyncConnection[Any], run_id: int) -> None:
+    await conn.execute(
+        "DELETE FROM b24sync.sync_runs WHERE id = %s AND status = 'queued'", (run_id,)
+    )
+
+
+async def queued_entities(conn: AsyncConnection[Any]) -> set[str]:
+    rows = await (
+        await conn.execute("SELECT DISTINCT entity FROM b24sync.sync_runs WHERE status = 'queued'")
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+async def start_run(
+    conn: AsyncConnection[Any], entity: str, sync_type: str, queued_id: int | None = None
+) -> int:
+    """Mark a queued run as running (or open a new one); returns its id."""
+    if queued_id is not None:
+        updated = await conn.execute(
+            "UPDATE b24sync.sync_runs SET status = 'running', started_at = now() "
+            "WHERE id = %s AND entity = %s AND status = 'queued'",
+            (queued_id, entity),
+        )
+        if updated.rowcount == 1:
+            return queued_id
     row = await (
         await conn.execute(
             "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES (%s, %s, 'running') RETURNING id",
@@ -68,6 +104,70 @@ async def finish_run(
         "UPDATE b24sync.sync_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
         (status, error, run_id),
     )
+
+
+RUN_COLUMNS = (
+    "id",
+    "entity",
+    "sync_type",
+    "status",
+    "started_at",
+    "finished_at",
+    "fetched",
+    "upserted",
+    "deleted",
+    "failed_conversions",
+    "api_calls",
+    "commands",
+    "error",
+)
+
+
+async def list_runs(
+    conn: AsyncConnection[Any],
+    *,
+    limit: int,
+    offset: int = 0,
+    entity: str | None = None,
+    status: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the run log, newest first, and how many runs match in all."""
+    where = "WHERE (%(entity)s::text IS NULL OR entity = %(entity)s) AND (%(status)s::text IS NULL OR status = %(status)s)"
+    params = {"entity": entity, "status": status, "limit": limit, "offset": offset}
+    rows = await (
+        await conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM b24sync.sync_runs {where} "
+            "ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+    ).fetchall()
+    total = await (
+        await conn.execute(f"SELECT count(*) FROM b24sync.sync_runs {where}", params)
+    ).fetchone()
+    return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows], int(total[0] if total else 0)
+
+
+async def run_totals(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+    """Counts per (entity, sync_type, status), for the metrics endpoint."""
+    rows = await (
+        await conn.execute(
+            "SELECT entity, sync_type, status, count(*), sum(fetched), sum(upserted), "
+            "sum(deleted), sum(api_calls), sum(EXTRACT(EPOCH FROM (finished_at - started_at))) "
+            "FROM b24sync.sync_runs GROUP BY entity, sync_type, status"
+        )
+    ).fetchall()
+    keys = (
+        "entity",
+        "sync_type",
+        "status",
+        "runs",
+        "fetched",
+        "upserted",
+        "deleted",
+        "api_calls",
+        "seconds",
+    )
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 async def read_state(conn: AsyncConnection[Any], entity: str) -> dict[str, Any]:

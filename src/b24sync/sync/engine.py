@@ -10,13 +10,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.export import ExportPage, export_records, prefetched
-from b24sync.entities import Entity
-from b24sync.errors import SyncAlreadyRunning
+from b24sync.entities import ENTITIES, Entity
+from b24sync.errors import (
+    OperationTimeLimit,
+    PortalServerError,
+    RateLimited,
+    SyncAlreadyRunning,
+)
 from b24sync.redaction import redact
 from b24sync.schema.planner import ColumnSpec, plan_table
 from b24sync.store import mirror, runs
@@ -48,6 +54,7 @@ class SyncSummary:
     api_calls: int
     seconds: float
     error: str | None = None
+    transient: bool = False  # the failure may pass: portal 5xx, limits, network
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +73,13 @@ class SyncSummary:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
+
+
+def _lock_key(entity: Entity) -> str:
+    return f"b24sync.sync.{entity.name}"
 
 
 @dataclass
@@ -90,14 +104,25 @@ class SyncEngine:
 
     # --- public runs -----------------------------------------------------------------------
 
-    async def full(self, entity: Entity) -> SyncSummary:
-        return await self._run(entity, "full", self._full)
+    async def full(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+        return await self._run(entity, "full", self._full, queued_id)
 
-    async def incremental(self, entity: Entity) -> SyncSummary:
-        return await self._run(entity, "incremental", self._incremental)
+    async def incremental(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+        return await self._run(entity, "incremental", self._incremental, queued_id)
 
-    async def reconcile(self, entity: Entity) -> SyncSummary:
-        return await self._run(entity, "reconcile", self._reconcile)
+    async def reconcile(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+        return await self._run(entity, "reconcile", self._reconcile, queued_id)
+
+    async def run_mode(
+        self, entity: Entity, mode: str, queued_id: int | None = None
+    ) -> SyncSummary:
+        """``full``, ``incremental`` or ``reconcile`` by name (for jobs and the API)."""
+        runs_by_mode = {
+            "full": self.full,
+            "incremental": self.incremental,
+            "reconcile": self.reconcile,
+        }
+        return await runs_by_mode[mode](entity, queued_id)
 
     async def by_ids(self, entity: Entity, ids: Sequence[int]) -> SyncSummary:
         async def work(
@@ -114,6 +139,7 @@ class SyncEngine:
         entity: Entity,
         mode: str,
         work: Callable[[AsyncConnection[Any], Entity, RunCounts, int], Any],
+        queued_id: int | None = None,
     ) -> SyncSummary:
         started = time.perf_counter()
         calls_before = self.client.counters.http_calls
@@ -124,12 +150,13 @@ class SyncEngine:
             await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
         ):
             await runs.close_interrupted_runs(conn, entity.name)
-            run_id = await runs.start_run(conn, entity.name, mode)
-            status, error = "success", None
+            run_id = await runs.start_run(conn, entity.name, mode, queued_id)
+            status, error, transient = "success", None, False
             try:
                 await work(conn, entity, counts, run_id)
             except Exception as exc:  # the run log must say why, whatever failed
                 status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
+                transient = isinstance(exc, TRANSIENT_ERRORS)
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
             counts.api_calls = self.client.counters.http_calls - calls_before
             counts.commands = self.client.counters.commands - commands_before
@@ -146,13 +173,14 @@ class SyncEngine:
             counts.api_calls,
             time.perf_counter() - started,
             error,
+            transient,
         )
 
     @asynccontextmanager
     async def _lock(self, entity: Entity) -> AsyncIterator[None]:
         """One sync per entity across every process sharing the database."""
         async with await AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            key = f"b24sync.sync.{entity.name}"
+            key = _lock_key(entity)
             row = await (
                 await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
             ).fetchone()
@@ -162,6 +190,23 @@ class SyncEngine:
                 yield
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+    async def running_entities(self, conn: AsyncConnection[Any]) -> set[str]:
+        """The entities whose sync lock some session holds right now."""
+        rows = await (
+            await conn.execute(
+                "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        ).fetchall()
+        held = {int(r[0]) for r in rows}
+        keys = await (
+            await conn.execute(
+                "SELECT name, hashtext(key)::oid::bigint FROM unnest(%s::text[], %s::text[]) AS t(name, key)",
+                (list(ENTITIES), [_lock_key(e) for e in ENTITIES.values()]),
+            )
+        ).fetchall()
+        return {name for name, objid in keys if int(objid) in held}
 
     async def sync_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
         """Evolve the table to the portal's fields; return the columns and the select list."""

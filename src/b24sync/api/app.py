@@ -1,0 +1,190 @@
+"""Routes of the public contract (DESIGN.md) over the service; errors become 4xx with a message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from b24sync.api.auth import COOKIE_NAME, Authenticator, NotAuthenticated, Principal
+from b24sync.api.metrics import render_metrics
+from b24sync.errors import (
+    EventsUnavailable,
+    ForbiddenEvent,
+    MalformedEvent,
+    SyncAlreadyRunning,
+    UnknownEntity,
+    UnsafeHandlerUrl,
+)
+from b24sync.service import SyncService
+
+EntityName = Literal["deal", "contact", "lead", "company"]
+SSE_POLL_SECONDS = 1.0
+
+# exception class -> HTTP status; every one is answered {"detail": message}
+ERROR_STATUS: dict[type[Exception], int] = {
+    NotAuthenticated: 401,
+    ForbiddenEvent: 403,
+    MalformedEvent: 400,
+    SyncAlreadyRunning: 409,
+    EventsUnavailable: 409,
+    UnknownEntity: 422,
+    UnsafeHandlerUrl: 422,
+}
+
+
+class StartSync(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sync_type: Literal["full", "incremental"] = "incremental"
+
+
+class SchedulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    interval_minutes: int | None = Field(default=None, ge=1, le=10080)
+    webhook_enabled: bool | None = None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The Authorization bearer, or the dashboard's cookie (EventSource cannot send headers)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE_NAME)
+
+
+async def require_user(request: Request) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(bearer_token(request))
+
+
+User = Annotated[Principal, Depends(require_user)]
+
+
+def create_app(service: SyncService, *, extra_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+    authenticator = Authenticator(service.settings)
+    app = FastAPI(
+        title="b24sync",
+        summary="A PostgreSQL copy of a Bitrix24 CRM, kept current.",
+        version="0.1.0",
+    )
+    app.state.service = service
+    app.state.authenticator = authenticator
+
+    for exc_class, status in ERROR_STATUS.items():
+        app.add_exception_handler(exc_class, _error_handler(status))
+
+    metrics_dependencies = [] if service.settings.metrics_public else [Depends(require_user)]
+
+    @app.get("/health", tags=["service"])
+    async def health() -> JSONResponse:
+        report = await service.health()
+        return JSONResponse(report, status_code=200 if report["database"]["ok"] else 503)
+
+    @app.get("/metrics", tags=["service"], dependencies=metrics_dependencies)
+    async def metrics() -> Response:
+        body, content_type = render_metrics(await service.metrics_snapshot())
+        return Response(body, media_type=content_type)
+
+    api = APIRouter(prefix="/api/v1")
+
+    @api.post("/sync/start/{entity}", status_code=202, tags=["sync"])
+    async def start_sync(entity: EntityName, body: StartSync, _: User) -> dict[str, Any]:
+        run_id = await service.request_sync(entity, body.sync_type)
+        return {"run_id": run_id, "entity": entity, "sync_type": body.sync_type, "status": "queued"}
+
+    @api.get("/sync/status", tags=["sync"])
+    async def sync_status(_: User) -> dict[str, Any]:
+        return {"entities": await service.status()}
+
+    @api.get("/sync/runs", tags=["sync"])
+    async def sync_runs(
+        _: User,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        entity: EntityName | None = None,
+        status: Literal["queued", "running", "success", "failed", "interrupted", "skipped"]
+        | None = None,
+    ) -> dict[str, Any]:
+        found, total = await service.runs(limit=limit, offset=offset, entity=entity, status=status)
+        return {"runs": _jsonable(found), "total": total, "limit": limit, "offset": offset}
+
+    @api.get("/sync/config", tags=["sync"])
+    async def get_config(_: User) -> dict[str, Any]:
+        return {name: s.as_json() for name, s in (await service.schedules()).items()}
+
+    @api.put("/sync/config", tags=["sync"])
+    async def put_config(changes: dict[EntityName, SchedulePatch], _: User) -> dict[str, Any]:
+        patches: dict[str, dict[str, Any]] = {
+            name: p.model_dump(exclude_none=True) for name, p in changes.items()
+        }
+        updated = await service.update_schedules(patches)
+        return {name: s.as_json() for name, s in updated.items()}
+
+    @api.get("/sync/events", tags=["sync"])
+    async def sync_events(request: Request, _: User) -> EventSourceResponse:
+        return EventSourceResponse(_live_updates(request, service.live_snapshot))
+
+    @api.post("/webhooks/register", tags=["events"])
+    async def register(handler_base_url: str, _: User) -> dict[str, Any]:
+        return await service.register_events(handler_base_url)
+
+    @api.delete("/webhooks/unregister", tags=["events"])
+    async def unregister(handler_base_url: str, _: User) -> dict[str, Any]:
+        return await service.unregister_events(handler_base_url)
+
+    @api.get("/webhooks/registered", tags=["events"])
+    async def registered(_: User) -> dict[str, Any]:
+        return await service.registered_events()
+
+    @api.post("/webhooks/bitrix", tags=["events"])
+    async def receive(request: Request) -> dict[str, Any]:
+        """The event receiver: Bitrix24 POSTs form-encoded events here."""
+        form = await _form(request)
+        event_id = await service.receive_event(form)
+        return {"accepted": True, "id": event_id}
+
+    app.include_router(api)
+    for router in extra_routers:
+        app.include_router(router)
+    return app
+
+
+async def _form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if "application/x-www-form-urlencoded" not in content_type:
+        raise MalformedEvent("send the event form-encoded (application/x-www-form-urlencoded)")
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    return handle
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+async def _live_updates(
+    request: Request, snapshot: Callable[[], Awaitable[dict[str, Any]]]
+) -> AsyncIterator[dict[str, str]]:
+    """Poll the run log (shared by every process) and send each change as an SSE event."""
+    last = ""
+    while not await request.is_disconnected():
+        current = json.dumps(await snapshot(), default=str)
+        if current != last:
+            last = current
+            yield {"event": "runs", "data": current}
+        await asyncio.sleep(SSE_POLL_SECONDS)

@@ -1,0 +1,376 @@
+"""The always-on service's use cases; the API, the jobs and the CLI call these and nothing lower.
+
+Everything that crosses processes goes through PostgreSQL: a requested sync is a 'queued' row in
+the run log plus a procrastinate job, a received event is a row in the inbox plus a job, and
+progress is read back from the run log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from psycopg import AsyncConnection
+
+from b24sync.bitrix.client import BitrixClient
+from b24sync.config import Settings
+from b24sync.entities import ENTITIES, entity_named
+from b24sync.errors import (
+    BitrixError,
+    EventsUnavailable,
+    SyncAlreadyRunning,
+    TransientSyncFailure,
+    UnsafeHandlerUrl,
+)
+from b24sync.store import inbox, runs, schedule
+from b24sync.store.database import libpq_url
+from b24sync.store.overview import entity_status
+from b24sync.store.runs import RunCounts
+from b24sync.sync.engine import SyncEngine, SyncSummary
+from b24sync.sync.events import CRM_EVENT_NAMES, parse_event, verify_token
+
+log = logging.getLogger(__name__)
+
+TASK_SYNC = "sync_entity"
+TASK_APPLY_EVENTS = "apply_events"
+EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
+HANDLER_PATH = "/api/v1/webhooks/bitrix"
+PORTAL_CHECK_TTL_SECONDS = 60.0
+
+INBOUND_WEBHOOK_EVENTS_HELP = (
+    "The portal binds event handlers only for applications (OAuth), not for an inbound webhook. "
+    "Two ways work: (1) in the portal, Developer resources > Other > Outbound webhook: handler "
+    "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY}"
+    "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
+    "local application whose token is BITRIX_APPLICATION_TOKEN. Until then the scheduled "
+    "incremental syncs keep the copy current."
+)
+
+
+@dataclass
+class SyncService:
+    settings: Settings
+    database_url: str
+    engine: SyncEngine
+    jobs: procrastinate.App | None = None
+    _portal_checked: tuple[float, bool, str] = field(default=(0.0, False, ""))
+
+    @property
+    def client(self) -> BitrixClient:
+        return self.engine.client
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        async with await AsyncConnection.connect(
+            libpq_url(self.database_url), autocommit=True
+        ) as conn:
+            yield conn
+
+    def _jobs(self) -> procrastinate.App:
+        if self.jobs is None:
+            raise RuntimeError("the service was built without a job queue")
+        return self.jobs
+
+    # --- syncs ---------------------------------------------------------------------------------
+
+    async def request_sync(self, entity_name: str, mode: str) -> int:
+        """Queue a sync; returns the run id. SyncAlreadyRunning when one is queued or running."""
+        entity = entity_named(entity_name)
+        async with self._connection() as conn:
+            busy = await self.engine.running_entities(conn) | await runs.queued_entities(conn)
+            if entity.name in busy:
+                raise SyncAlreadyRunning(f"a {entity.name} sync is already queued or running")
+            run_id = await runs.queue_run(conn, entity.name, mode)
+            lock = f"sync:{entity.name}"
+            try:
+                await (
+                    self._jobs()
+                    .configure_task(TASK_SYNC, lock=lock, queueing_lock=lock)
+                    .defer_async(entity=entity.name, mode=mode, run_id=run_id)
+                )
+            except AlreadyEnqueued:
+                await runs.drop_queued_run(conn, run_id)
+                raise SyncAlreadyRunning(f"a {entity.name} sync is already queued") from None
+        return run_id
+
+    async def run_queued(self, entity_name: str, mode: str, run_id: int) -> SyncSummary | None:
+        """The job body: run the queued sync; a transient failure raises so the job retries."""
+        entity = entity_named(entity_name)
+        try:
+            summary = await self.engine.run_mode(entity, mode, run_id)
+        except SyncAlreadyRunning as exc:
+            async with self._connection() as conn:
+                await runs.finish_run(conn, run_id, RunCounts(), "skipped", str(exc))
+            return None
+        if summary.transient:
+            raise TransientSyncFailure(summary.error or "transient failure")
+        return summary
+
+    async def queue_due_syncs(self, now: datetime | None = None) -> list[str]:
+        """The scheduler tick: queue an incremental sync of each enabled entity that is due."""
+        now = now or datetime.now(UTC)
+        async with self._connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            starts = await schedule.last_scheduled_starts(conn)
+        queued = []
+        for name, entity_schedule in schedules.items():
+            due = schedule.next_run_at(entity_schedule, starts.get(name), now)
+            if due is None or due > now:
+                continue
+            try:
+                await self.request_sync(name, "incremental")
+            except SyncAlreadyRunning:
+                continue
+            queued.append(name)
+        return queued
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def status(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        async with self._connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            starts = await schedule.last_scheduled_starts(conn)
+            running = await self.engine.running_entities(conn)
+            queued = await runs.queued_entities(conn)
+        result = []
+        for row in await entity_status(self.database_url):
+            name = row["entity"]
+            state = (
+                "running"
+                if name in running
+                else "queued"
+                if name in queued
+                else "idle"
+                if schedules[name].enabled
+                else "disabled"
+            )
+            next_run = schedule.next_run_at(schedules[name], starts.get(name), now)
+            result.append(
+                row
+                | {
+                    "state": state,
+                    "schedule": schedules[name].as_json(),
+                    "next_run_at": next_run.isoformat() if next_run else None,
+                }
+            )
+        return result
+
+    async def runs(
+        self, *, limit: int, offset: int, entity: str | None, status: str | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        async with self._connection() as conn:
+            return await runs.list_runs(
+                conn, limit=limit, offset=offset, entity=entity, status=status
+            )
+
+    async def live_snapshot(self) -> dict[str, Any]:
+        """What the dashboard's live view shows: runs in flight and the newest finished ones."""
+        async with self._connection() as conn:
+            recent, _ = await runs.list_runs(conn, limit=8)
+            running = await self.engine.running_entities(conn)
+            stats = await inbox.inbox_stats(conn)
+        return {
+            "running": sorted(running),
+            "runs": recent,
+            "events_pending": stats.pending,
+            "last_event_at": stats.last_received_at,
+        }
+
+    async def schedules(self) -> dict[str, schedule.EntitySchedule]:
+        async with self._connection() as conn:
+            return await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+
+    async def update_schedules(
+        self, changes: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, schedule.EntitySchedule]:
+        """Apply partial changes ``{entity: {enabled?, interval_minutes?, webhook_enabled?}}``."""
+        current = await self.schedules()
+        async with self._connection() as conn, conn.transaction():
+            for name, patch in changes.items():
+                entity = entity_named(name)
+                merged = current[entity.name].as_json() | dict(patch)
+                await schedule.write_schedule(conn, entity.name, schedule.EntitySchedule(**merged))
+        return await self.schedules()
+
+    async def health(self) -> dict[str, Any]:
+        database_ok, database_error = True, ""
+        try:
+            async with self._connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # health reports every failure, it never raises
+            database_ok, database_error = False, type(exc).__name__
+        portal_ok, portal_error = await self._portal_reachable()
+        return {
+            "status": "ok" if database_ok and portal_ok else "degraded",
+            "database": {"ok": database_ok, "error": database_error or None},
+            "portal": {
+                "ok": portal_ok,
+                "url": self.client.webhook.masked,
+                "error": portal_error or None,
+            },
+        }
+
+    async def _portal_reachable(self) -> tuple[bool, str]:
+        """One cheap call a minute at most: health checks must not eat the request budget."""
+        checked_at, ok, error = self._portal_checked
+        if time.monotonic() - checked_at < PORTAL_CHECK_TTL_SECONDS:
+            return ok, error
+        try:
+            await self.client.call("profile")
+            ok, error = True, ""
+        except BitrixError as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        self._portal_checked = (time.monotonic(), ok, error)
+        return ok, error
+
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        async with self._connection() as conn:
+            totals = await runs.run_totals(conn)
+            stats = await inbox.inbox_stats(conn)
+        return {
+            "runs": totals,
+            "rows": {row["entity"]: row["rows"] for row in await entity_status(self.database_url)},
+            "events_pending": stats.pending,
+            "event_lag_seconds": _age_seconds(stats.oldest_pending_at),
+            "rate_limit_wait_seconds": self.client.limiter.waited_seconds,
+            "process_api_calls": self.client.counters.http_calls,
+        }
+
+    # --- events --------------------------------------------------------------------------------
+
+    async def receive_event(self, form: Mapping[str, str]) -> int:
+        """Verify and store one event, then make sure an apply job is queued."""
+        event = parse_event(form)
+        token = self.settings.bitrix_application_token
+        verify_token(event, token.get_secret_value() if token else None)
+        async with self._connection() as conn:
+            event_id = await inbox.store_event(
+                conn,
+                event_name=event.name,
+                entity=event.entity,
+                record_id=event.record_id,
+                member_id=event.member_id,
+                event_ts=event.ts,
+                payload=event.stored_payload(),
+            )
+        with suppress(AlreadyEnqueued):  # the queued apply job will pick this event up too
+            await (
+                self._jobs()
+                .configure_task(
+                    TASK_APPLY_EVENTS, lock=TASK_APPLY_EVENTS, queueing_lock=TASK_APPLY_EVENTS
+                )
+                .defer_async()
+            )
+        return event_id
+
+    async def apply_events(self) -> int:
+        """Apply every pending event: per entity, one by-ids sync of the changed records."""
+        applied = 0
+        async with self._connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            claimed = True
+            while claimed:  # until a pass finds nothing it can claim (others may hold some)
+                claimed = False
+                for name in await inbox.pending_entities(conn):
+                    count = await self._apply_entity(conn, name, schedules[name].webhook_enabled)
+                    claimed = claimed or count > 0
+                    applied += count
+        return applied
+
+    async def _apply_entity(self, conn: AsyncConnection[Any], name: str, enabled: bool) -> int:
+        """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
+        async with conn.transaction():
+            pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
+            ids = [p.id for p in pending]
+            if not ids:
+                return 0
+            if not enabled:
+                await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
+                return 0
+            summary = await self.engine.by_ids(entity_named(name), [p.record_id for p in pending])
+            if summary.status != "success":
+                raise TransientSyncFailure(summary.error or "by-ids sync failed")
+            await inbox.mark_processed(conn, ids)
+        return len(ids)
+
+    # --- event registration --------------------------------------------------------------------
+
+    def events_mode(self) -> dict[str, Any]:
+        return {
+            "auth": "inbound_webhook",
+            "can_bind": False,
+            "application_token_set": self.settings.bitrix_application_token is not None,
+            "handler_path": HANDLER_PATH,
+            "help": INBOUND_WEBHOOK_EVENTS_HELP,
+            "events": list(CRM_EVENT_NAMES),
+        }
+
+    async def registered_events(self) -> dict[str, Any]:
+        async with self._connection() as conn:
+            stats = await inbox.inbox_stats(conn)
+        return self.events_mode() | {
+            "bindings": [],
+            "last_event_name": stats.last_event,
+            "last_event_at": stats.last_received_at.isoformat() if stats.last_received_at else None,
+            "events_pending": stats.pending,
+            "inbox_lag_seconds": _age_seconds(stats.oldest_pending_at),
+        }
+
+    async def register_events(self, handler_base_url: str) -> dict[str, Any]:
+        handler_url(handler_base_url, allow_http=self._loopback_portal())
+        raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+
+    async def unregister_events(self, handler_base_url: str) -> dict[str, Any]:
+        handler_url(handler_base_url, allow_http=self._loopback_portal())
+        raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+
+    def _loopback_portal(self) -> bool:
+        return self.settings.debug or _is_loopback(urlsplit(self.client.webhook.portal).hostname)
+
+
+def _age_seconds(since: datetime | None) -> float:
+    return (datetime.now(UTC) - since).total_seconds() if since else 0.0
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost", None):
+        return host == "localhost"
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def handler_url(base: str, *, allow_http: bool) -> str:
+    """``base`` + the receiver path, after checking the portal may safely be told to call it."""
+    parts = urlsplit(base.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeHandlerUrl("handler_base_url must be an absolute https:// URL")
+    if parts.username or parts.password:
+        raise UnsafeHandlerUrl("handler_base_url must not carry credentials")
+    if parts.query or parts.fragment:
+        raise UnsafeHandlerUrl("handler_base_url must not carry a query or a fragment")
+    if parts.scheme == "http" and not (allow_http and _is_loopback(parts.hostname)):
+        raise UnsafeHandlerUrl(
+            "handler_base_url must use https (plain http is accepted only for a loopback "
+            "address while developing against a local portal)"
+        )
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{HANDLER_PATH}"
