@@ -13,28 +13,15 @@ import psycopg
 import pytest
 
 from b24emu import Emulator, create_app, seed_portal
-from b24sync.bitrix.client import BitrixClient, RetryPolicy
-from b24sync.bitrix.limiter import LeakyBucket
-from b24sync.config import WebhookUrl
+from b24sync.bitrix.client import BitrixClient
 from b24sync.entities import ENTITIES, entity_named
 from b24sync.sync.engine import SyncEngine
-
-TOKEN = "synctesttoken1"
+from tests.portal import TOKEN, fast_client
 
 
 @pytest.fixture
 def emu() -> Emulator:
     return Emulator(webhook_token=TOKEN)
-
-
-def fast_client(http: httpx.AsyncClient, base: str = "http://emu") -> BitrixClient:
-    """A client with the portal's limits lifted and near-instant retries, for tests."""
-    return BitrixClient(
-        http,
-        WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/"),
-        limiter=LeakyBucket(rate=1000, burst=10000),
-        retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
-    )
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from b24emu import errors
 from b24emu.emulator import Emulator
-from b24emu.events import CRM_EVENTS, Binding
+from b24emu.events import CRM_EVENTS
 from b24emu.fields import ENTITIES
 from b24emu.params import parse_pairs
 from b24emu.seed import seed_portal
@@ -238,12 +238,11 @@ def control_router(emu: Emulator) -> APIRouter:
 
     @router.post("/outbound-webhooks")
     async def outbound(body: dict[str, Any]) -> dict[str, Any]:
-        events = [str(e).upper() for e in body.get("events") or CRM_EVENTS]
-        for event in events:
-            if event not in CRM_EVENTS:
-                raise errors.event_not_found()
-            emu.events.bind(Binding(event, str(body["handler"]), str(body["application_token"])))
-        return {"events": events}
+        events = tuple(str(e).upper() for e in body.get("events") or CRM_EVENTS)
+        if any(event not in CRM_EVENTS for event in events):
+            raise errors.event_not_found()
+        emu.events.bind_outbound(str(body["handler"]), str(body["application_token"]), events)
+        return {"events": list(events)}
 
     @router.get("/outbound-webhooks")
     async def outbound_list() -> list[dict[str, Any]]:

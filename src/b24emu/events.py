@@ -71,6 +71,13 @@ class EventHub:
         ):
             self.bindings.append(binding)
 
+    def bind_outbound(
+        self, handler: str, application_token: str, events: tuple[str, ...] = CRM_EVENTS
+    ) -> None:
+        """An outbound webhook as a portal admin configures it in the UI."""
+        for event in events:
+            self.bind(Binding(event, handler, application_token))
+
     def unbind(self, event: str, handler: str | None, offline: bool) -> int:
         before = len(self.bindings)
         self.bindings = [

@@ -31,7 +31,8 @@ APPLY_RETRY = RetryStrategy(
 )
 
 
-def build_job_app(service: SyncService) -> procrastinate.App:
+def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastinate.App:
+    """The tasks over ``service``; ``scheduler=False`` leaves out the per-minute tick."""
     app = procrastinate.App(connector=PsycopgConnector(conninfo=libpq_url(service.database_url)))
 
     @app.task(name=TASK_SYNC, retry=SYNC_RETRY)
@@ -45,12 +46,14 @@ def build_job_app(service: SyncService) -> procrastinate.App:
         applied = await service.apply_events()
         log.info("applied %d events", applied)
 
-    @app.periodic(cron="* * * * *")
-    @app.task(name=TASK_TICK, queueing_lock=TASK_TICK)
-    async def scheduler_tick(timestamp: int) -> None:
-        queued = await service.queue_due_syncs()
-        if queued:
-            log.info("scheduled syncs queued: %s", ", ".join(queued))
+    if scheduler:
+
+        @app.periodic(cron="* * * * *")
+        @app.task(name=TASK_TICK, queueing_lock=TASK_TICK)
+        async def scheduler_tick(timestamp: int) -> None:
+            queued = await service.queue_due_syncs()
+            if queued:
+                log.info("scheduled syncs queued: %s", ", ".join(queued))
 
     service.jobs = app
     return app

@@ -28,6 +28,13 @@ async def load_snapshot(conn: AsyncConnection[Any], entity: str) -> dict[str, Co
 
 
 async def apply_plan(conn: AsyncConnection[Any], entity: str, plan: Plan) -> None:
+    """Run the plan's DDL (inside the caller's transaction).
+
+    DDL of different entities is serialised: syncs of two entities running side by side would
+    otherwise race on ``CREATE SCHEMA IF NOT EXISTS`` (a unique violation in pg_namespace).
+    """
+    if plan.statements:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('b24sync.ddl'))")
     for statement in plan.statements:
         await conn.execute(statement)
     for spec in plan.columns.values():

@@ -1,0 +1,179 @@
+"""The service as users run it: `b24sync serve` and `b24sync worker` processes over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import psycopg
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from b24emu import Emulator, create_app, seed_portal
+from b24emu.server import free_port, serving, webhook_url
+from b24sync.runtime import sync_service
+from tests.portal import API_KEY, APPLICATION_TOKEN, service_settings
+
+EMU_TOKEN = "proctoken123456"
+
+
+@contextmanager
+def portal(counts: dict[str, int]) -> Iterator[tuple[Emulator, str]]:
+    emu = Emulator(webhook_token=EMU_TOKEN)
+    seed_portal(emu.portal, counts)
+    with serving(create_app(emu)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        yield emu, webhook_url(emu, host, int(port))
+
+
+def service_env(database_url: str, webhook: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BITRIX_WEBHOOK_URL": webhook,
+        "API_KEYS": API_KEY,
+        "BITRIX_APPLICATION_TOKEN": APPLICATION_TOKEN,
+        "BITRIX_RATE": "1000",
+        "BITRIX_BURST": "10000",
+    }
+
+
+@contextmanager
+def process(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """A `b24sync` process, stopped with SIGTERM at the end; it must exit 0 and say so."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "b24sync.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        proc.stderr_text = err  # type: ignore[attr-defined]
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the service did not become healthy")
+
+
+def follow_run(
+    snapshots: Iterator[dict[str, Any]], which: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Read SSE snapshots until the chosen run finishes; it must pass through 'running'."""
+    states = []
+    for snapshot in snapshots:
+        run = next((r for r in snapshot["runs"] if which(r)), None)
+        if run is not None:
+            states.append(run["status"])
+            if run["status"] not in ("queued", "running"):
+                assert run["status"] == "success", run
+                return run
+    raise AssertionError(f"the stream ended; states seen: {states}")
+
+
+def test_serve_streams_progress_and_survives_fuzzing(database_url: str) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    with (
+        portal({"deal": 300, "company": 10}) as (_, webhook),
+        process("serve", "--port", str(port), env=service_env(database_url, webhook)) as proc,
+    ):
+        wait_healthy(base, proc)
+        with httpx.stream("GET", f"{base}/api/v1/sync/events", headers=auth, timeout=30) as sse:
+            assert sse.status_code == 200
+            assert sse.headers["content-type"].startswith("text/event-stream")
+            snapshots = (
+                json.loads(line.removeprefix("data:"))
+                for line in sse.iter_lines()
+                if line.startswith("data:")
+            )
+            # A fresh service's scheduler queues a first sync of every entity at once.
+            first = follow_run(snapshots, lambda r: r["entity"] == "deal")
+            assert first["fetched"] == 300
+            start = httpx.post(
+                f"{base}/api/v1/sync/start/deal", json={"sync_type": "full"}, headers=auth
+            )
+            assert start.status_code == 202
+            again = follow_run(snapshots, lambda r: r["id"] == start.json()["run_id"])
+            assert again["sync_type"] == "full" and again["fetched"] == 300
+
+        schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+        calls = 0
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if operation.path == "/api/v1/sync/events":
+                continue  # an endless stream, checked above
+
+            @settings(
+                max_examples=30,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
+            @given(case=operation.as_strategy())
+            def no_server_error(case: schemathesis.Case) -> None:
+                nonlocal calls
+                calls += 1
+                response = case.call(base_url=base, headers=auth)
+                assert response.status_code < 500, (case.method, case.path, response.text)
+
+            no_server_error()
+        assert calls > 100
+
+
+async def test_two_worker_processes_run_each_job_exactly_once(database_url: str) -> None:
+    counts = {"deal": 400, "contact": 200, "lead": 150, "company": 50}
+    with portal(counts) as (emu, webhook):
+        env = service_env(database_url, webhook)
+        settings_ = service_settings(database_url, bitrix_webhook_url=webhook)
+        async with sync_service(settings_, database_url) as service:
+            # only the syncs queued here: the workers' scheduler would queue first syncs too
+            await service.update_schedules({name: {"enabled": False} for name in counts})
+            with process("worker", env=env) as first, process("worker", env=env) as second:
+                run_ids = [await service.request_sync(name, "full") for name in counts]
+                deadline = time.monotonic() + 60
+                while True:
+                    with psycopg.connect(database_url) as conn:
+                        statuses = dict(
+                            conn.execute(
+                                "SELECT id, status FROM b24sync.sync_runs WHERE id = ANY(%s)",
+                                (run_ids,),
+                            ).fetchall()
+                        )
+                    if all(s == "success" for s in statuses.values()):
+                        break
+                    assert time.monotonic() < deadline, statuses
+                    time.sleep(0.2)
+    logs = first.stderr_text + second.stderr_text  # type: ignore[attr-defined]
+    for name in counts:
+        assert logs.count(f"sync {name} full: success") == 1, name
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM b24sync.sync_runs").fetchone() == (4,)
+        for name, count in counts.items():
+            rows = conn.execute(f"SELECT count(*) FROM bitrix24.crm_{name}").fetchone()
+            assert rows == (count,)
+    assert emu.stats.by_method["crm.deal.fields"] == 1

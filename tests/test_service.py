@@ -1,0 +1,369 @@
+"""The service over HTTP: routes, auth, jobs, the scheduler and Bitrix24 events.
+
+Real parts throughout: b24emu (ASGI), PostgreSQL, procrastinate with an in-process worker, and
+the FastAPI app through httpx's ASGI transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from b24emu import Emulator, seed_portal
+from tests.portal import (
+    API_KEY,
+    APPLICATION_TOKEN,
+    JWT_SECRET,
+    SERVICE_BASE,
+    TOKEN,
+    Stack,
+    service_stack,
+)
+
+HANDLER = f"{SERVICE_BASE}/api/v1/webhooks/bitrix"
+
+
+@pytest.fixture
+def emu() -> Emulator:
+    emulator = Emulator(webhook_token=TOKEN)
+    seed_portal(emulator.portal, {"company": 20, "contact": 40, "lead": 30, "deal": 120})
+    return emulator
+
+
+@pytest.fixture
+async def stack(database_url: str, emu: Emulator) -> AsyncIterator[Stack]:
+    async with service_stack(database_url, emu) as s:
+        yield s
+
+
+def scalar(url: str, query: str, *params: Any) -> Any:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(query, params).fetchone()
+        return row[0] if row else None
+
+
+def token(**claims: Any) -> str:
+    base = {"sub": "user-1", "aud": "authenticated", "exp": int(time.time()) + 600}
+    return jwt.encode(base | claims, JWT_SECRET, algorithm="HS256")
+
+
+async def finished(stack: Stack, run_id: int) -> dict[str, Any]:
+    run: dict[str, Any] = {}
+
+    async def done() -> bool:
+        nonlocal run
+        runs = (await stack.api.get("/api/v1/sync/runs", params={"limit": 100})).json()["runs"]
+        run = next(r for r in runs if r["id"] == run_id)
+        return run["status"] not in ("queued", "running")
+
+    await stack.wait_for(done)
+    return run
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        (None, "Authorization"),
+        ("Bearer wrong-key", "neither an API key nor a JWT"),
+        ("Basic " + API_KEY, "Authorization"),
+        (f"Bearer {token(exp=int(time.time()) - 10)}", "expired"),
+        (f"Bearer {token(aud='anon')}", "audience"),
+        (f"Bearer {jwt.encode({'aud': 'authenticated', 'sub': 'x'}, JWT_SECRET)}", "verify"),
+        (
+            "Bearer "
+            + jwt.encode(
+                {"aud": "authenticated", "exp": int(time.time()) + 60}, None, algorithm="none"
+            ),
+            "'none'",
+        ),
+        (
+            "Bearer "
+            + jwt.encode(
+                {"aud": "authenticated", "exp": int(time.time()) + 60},
+                rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                algorithm="RS256",
+            ),
+            "'RS256'",
+        ),
+        (
+            f"Bearer {jwt.encode({'aud': 'authenticated', 'exp': 9999999999}, 'other-secret-of-32-bytes-or-longer!!')}",
+            "verify",
+        ),
+    ],
+)
+async def test_refused_credentials_get_401_with_a_reason(
+    stack: Stack, header: str | None, why: str
+) -> None:
+    headers = {"Authorization": header} if header else {}
+    stack.api.headers.pop("Authorization")
+    response = await stack.api.get("/api/v1/sync/status", headers=headers)
+    assert response.status_code == 401
+    assert why in response.json()["detail"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_api_key_and_supabase_jwt_are_accepted(stack: Stack) -> None:
+    assert (await stack.api.get("/api/v1/sync/config")).status_code == 200
+    stack.api.headers["Authorization"] = f"Bearer {token()}"
+    assert (await stack.api.get("/api/v1/sync/config")).status_code == 200
+
+
+async def test_health_and_metrics_are_public_and_never_show_the_token(stack: Stack) -> None:
+    stack.api.headers.pop("Authorization")
+    health = await stack.api.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["portal"]["url"] == "http://emu/rest/1/***/"
+    assert TOKEN not in health.text
+    metrics = await stack.api.get("/metrics")
+    assert metrics.status_code == 200 and "b24sync_events_pending 0.0" in metrics.text
+
+
+# --- syncs through jobs ------------------------------------------------------------------------
+
+
+async def test_start_sync_queues_a_job_that_fills_the_table(
+    stack: Stack, database_url: str
+) -> None:
+    response = await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})
+    assert response.status_code == 202
+    run = await finished(stack, response.json()["run_id"])
+    assert run["status"] == "success" and run["fetched"] == 120
+    assert scalar(database_url, "SELECT count(*) FROM bitrix24.crm_deal") == 120
+    status = {
+        e["entity"]: e for e in (await stack.api.get("/api/v1/sync/status")).json()["entities"]
+    }
+    assert status["deal"]["rows"] == 120 and status["deal"]["state"] == "idle"
+    assert status["deal"]["last_run"]["id"] == run["id"]
+    assert status["deal"]["next_run_at"] is not None
+
+
+async def test_a_second_start_while_one_is_queued_is_409(database_url: str, emu: Emulator) -> None:
+    async with service_stack(database_url, emu, worker=False) as stack:
+        first = await stack.api.post("/api/v1/sync/start/lead", json={"sync_type": "full"})
+        second = await stack.api.post("/api/v1/sync/start/lead", json={"sync_type": "incremental"})
+        assert first.status_code == 202
+        assert second.status_code == 409 and "already queued" in second.json()["detail"]
+        assert (await stack.api.post("/api/v1/sync/start/deal", json={})).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/sync/start/invoice", {"sync_type": "full"}),
+        ("/api/v1/sync/start/deal", {"sync_type": "everything"}),
+        ("/api/v1/sync/start/deal", {"sync_type": "full", "extra": 1}),
+        ("/api/v1/sync/start/deal", [1, 2]),
+    ],
+)
+async def test_bad_start_requests_are_422(stack: Stack, path: str, body: Any) -> None:
+    response = await stack.api.post(path, json=body)
+    assert response.status_code == 422 and response.json()["detail"]
+
+
+async def test_runs_are_paged_and_filtered(stack: Stack) -> None:
+    for entity in ("deal", "lead", "company"):
+        run_id = (
+            await stack.api.post(f"/api/v1/sync/start/{entity}", json={"sync_type": "full"})
+        ).json()["run_id"]
+        await finished(stack, run_id)
+    page = (await stack.api.get("/api/v1/sync/runs", params={"limit": 2})).json()
+    assert page["total"] == 3 and [r["entity"] for r in page["runs"]] == ["company", "lead"]
+    rest = (await stack.api.get("/api/v1/sync/runs", params={"limit": 2, "offset": 2})).json()
+    assert [r["entity"] for r in rest["runs"]] == ["deal"]
+    only = (await stack.api.get("/api/v1/sync/runs", params={"entity": "lead"})).json()
+    assert only["total"] == 1 and only["runs"][0]["entity"] == "lead"
+    bad = await stack.api.get("/api/v1/sync/runs", params={"limit": 0})
+    assert bad.status_code == 422
+
+
+async def test_config_put_changes_what_the_scheduler_queues(
+    database_url: str, emu: Emulator
+) -> None:
+    async with service_stack(database_url, emu, worker=False) as stack:
+        config = (await stack.api.get("/api/v1/sync/config")).json()
+        assert config["deal"] == {"enabled": True, "interval_minutes": 15, "webhook_enabled": True}
+        changed = await stack.api.put(
+            "/api/v1/sync/config",
+            json={"lead": {"enabled": False}, "deal": {"interval_minutes": 60}},
+        )
+        assert changed.status_code == 200
+        assert changed.json()["lead"]["enabled"] is False
+        assert changed.json()["deal"]["interval_minutes"] == 60
+        queued = await stack.service.queue_due_syncs()
+        assert sorted(queued) == ["company", "contact", "deal"]  # never synced, lead is off
+        assert await stack.service.queue_due_syncs() == []  # queued already: never twice
+        later = datetime.now(UTC) + timedelta(minutes=30)
+        assert sorted(await stack.service.queue_due_syncs(later)) == []  # still queued
+        for bad in (
+            {"deal": {"interval_minutes": 0}},
+            {"invoice": {"enabled": True}},
+            {"deal": {"colour": "red"}},
+            {"deal": {"enabled": "maybe"}},
+        ):
+            response = await stack.api.put("/api/v1/sync/config", json=bad)
+            assert response.status_code == 422, bad
+
+
+async def test_scheduler_queues_again_after_the_interval(stack: Stack, database_url: str) -> None:
+    await stack.api.put(
+        "/api/v1/sync/config",
+        json={name: {"enabled": name == "company"} for name in ("deal", "contact", "lead")},
+    )
+    assert await stack.service.queue_due_syncs() == ["company"]
+
+    async def company_done() -> bool:
+        return (
+            scalar(
+                database_url,
+                "SELECT count(*) FROM b24sync.sync_runs WHERE entity='company' AND status='success'",
+            )
+            == 1
+        )
+
+    await stack.wait_for(company_done)
+    assert await stack.service.queue_due_syncs() == []
+    later = datetime.now(UTC) + timedelta(minutes=16)
+    assert await stack.service.queue_due_syncs(later) == ["company"]
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+async def test_portal_events_change_rows_without_a_scheduled_sync(
+    stack: Stack, database_url: str
+) -> None:
+    run_id = (await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})).json()[
+        "run_id"
+    ]
+    await finished(stack, run_id)
+    stack.emu.events.bind_outbound(HANDLER, APPLICATION_TOKEN)
+
+    await stack.portal.call("crm.deal.update", {"id": 5, "fields": {"TITLE": "Edited by event"}})
+    added = (await stack.portal.call("crm.deal.add", {"fields": {"TITLE": "Born by event"}}))[
+        "result"
+    ]
+    await stack.portal.call("crm.deal.delete", {"id": 7})
+
+    async def applied() -> bool:
+        title = scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 5")
+        new = scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = %s", added)
+        gone = scalar(
+            database_url, "SELECT _deleted_at IS NOT NULL FROM bitrix24.crm_deal WHERE id = 7"
+        )
+        return title == "Edited by event" and new == "Born by event" and gone is True
+
+    await stack.wait_for(applied)
+    assert (
+        scalar(
+            database_url, "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+        )
+        == 0
+    )
+    runs = scalar(database_url, "SELECT array_agg(DISTINCT sync_type) FROM b24sync.sync_runs")
+    assert sorted(runs) == ["by_ids", "full"]  # no scheduled incremental did this
+    stored = scalar(database_url, "SELECT payload::text FROM b24sync.received_events LIMIT 1")
+    assert APPLICATION_TOKEN not in stored
+
+
+def event_form(token_value: str | None, **extra: str) -> dict[str, str]:
+    form = {
+        "event": "ONCRMDEALUPDATE",
+        "event_handler_id": "3",
+        "data[FIELDS][ID]": "5",
+        "ts": str(int(time.time())),
+        "auth[domain]": "emu.bitrix24.ru",
+        "auth[member_id]": "abc",
+    }
+    if token_value is not None:
+        form["auth[application_token]"] = token_value
+    return form | extra
+
+
+@pytest.mark.parametrize("forged", [None, "", "forged-token", APPLICATION_TOKEN + "x"])
+async def test_forged_events_are_403_and_change_nothing(
+    stack: Stack, database_url: str, forged: str | None
+) -> None:
+    stack.api.headers.pop("Authorization")
+    response = await stack.api.post("/api/v1/webhooks/bitrix", data=event_form(forged))
+    assert response.status_code == 403 and "application_token" in response.json()["detail"]
+    assert scalar(database_url, "SELECT count(*) FROM b24sync.received_events") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "why"),
+    [
+        (None, {"json": {"event": "ONCRMDEALUPDATE"}}, "form-encoded"),
+        (event_form(APPLICATION_TOKEN, event=""), {}, "no 'event'"),
+        (event_form(APPLICATION_TOKEN, event="ONTASKADD"), {}, "not one b24sync handles"),
+        (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "x"}), {}, "positive integer"),
+        (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "-3"}), {}, "positive integer"),
+    ],
+)
+async def test_malformed_events_are_400_with_a_message(
+    stack: Stack, body: dict[str, str] | None, kwargs: dict[str, Any], why: str
+) -> None:
+    response = await stack.api.post("/api/v1/webhooks/bitrix", data=body, **kwargs)
+    assert response.status_code == 400 and why in response.json()["detail"]
+
+
+async def test_events_for_an_entity_with_events_off_are_ignored(
+    stack: Stack, database_url: str
+) -> None:
+    await stack.api.put("/api/v1/sync/config", json={"deal": {"webhook_enabled": False}})
+    response = await stack.api.post("/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN))
+    assert response.status_code == 200
+
+    async def processed() -> bool:
+        return (
+            scalar(database_url, "SELECT processed_at IS NOT NULL FROM b24sync.received_events")
+            is True
+        )
+
+    await stack.wait_for(processed)
+    assert scalar(database_url, "SELECT error FROM b24sync.received_events").startswith("ignored")
+    assert scalar(database_url, "SELECT to_regclass('bitrix24.crm_deal')") is None
+
+
+# --- registration ------------------------------------------------------------------------------
+
+
+async def test_register_under_an_inbound_webhook_explains_the_ways_that_work(
+    stack: Stack,
+) -> None:
+    response = await stack.api.post(
+        "/api/v1/webhooks/register", params={"handler_base_url": "https://sync.example.com"}
+    )
+    assert response.status_code == 409
+    assert "Outbound webhook" in response.json()["detail"]
+    registered = (await stack.api.get("/api/v1/webhooks/registered")).json()
+    assert registered["auth"] == "inbound_webhook" and registered["can_bind"] is False
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://sync.example.com", "https"),
+        ("https://user:pw@sync.example.com", "credentials"),
+        ("http://sync.example.com", "https"),
+        ("https://sync.example.com/?a=1", "query"),
+        ("sync.example.com", "https"),
+    ],
+)
+async def test_unsafe_handler_urls_are_422(stack: Stack, url: str, why: str) -> None:
+    response = await stack.api.post("/api/v1/webhooks/register", params={"handler_base_url": url})
+    assert response.status_code == 422 and why in response.json()["detail"]
+    response = await stack.api.delete(
+        "/api/v1/webhooks/unregister", params={"handler_base_url": url}
+    )
+    assert response.status_code == 422
