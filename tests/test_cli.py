@@ -62,6 +62,23 @@ def test_malformed_webhook_url_is_refused_without_traceback() -> None:
     assert "BITRIX_WEBHOOK_URL" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_commands_of_later_issues_say_so() -> None:
-    result = b24sync("seed", "create", env={})
-    assert result.returncode == 2 and "not available in this build yet" in result.stderr
+def test_seed_create_and_clear_and_webhooks(database_url: str) -> None:
+    emu = Emulator(webhook_token="clitoken12345")
+    with serving(create_app(emu)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        env = {
+            "DATABASE_URL": database_url,
+            "BITRIX_WEBHOOK_URL": webhook_url(emu, host, int(port)),
+        }
+        created = b24sync("seed", "create", "--companies", "30", "--contacts", "45", env=env)
+        assert created.returncode == 0, created.stderr
+        assert "30 companies, 45 contacts, 2 API calls" in created.stderr
+        assert len(emu.portal.store("contact").records) == 45
+        cleared = b24sync("seed", "clear", env=env)
+        assert cleared.returncode == 0 and "30 companies, 45 contacts" in cleared.stderr
+        assert not emu.portal.store("contact").records
+        listed = b24sync("webhooks", "list", env=env)
+        assert listed.returncode == 0 and json.loads(listed.stdout)["auth"] == "inbound_webhook"
+        register = b24sync("webhooks", "register", "https://sync.example.com", env=env)
+        assert register.returncode == 2 and "Outbound webhook" in register.stderr
+        assert "clitoken12345" not in created.stderr + listed.stdout + register.stderr

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Awaitable, Callable
 
 import typer
 from rich.console import Console
@@ -16,18 +15,22 @@ from rich.table import Table
 
 from b24sync.config import Settings, load_settings, stored_secret, with_overrides
 from b24sync.entities import ENTITIES, Entity, entity_named
-from b24sync.errors import ConfigurationError, SyncAlreadyRunning, UnknownEntity
+from b24sync.errors import (
+    ConfigurationError,
+    EventsUnavailable,
+    SyncAlreadyRunning,
+    UnknownEntity,
+    UnsafeHandlerUrl,
+)
 from b24sync.logs import configure_logging
-from b24sync.runtime import sync_engine
-from b24sync.service import HANDLER_PATH
-from b24sync.store.database import DatabaseLocation
+from b24sync.runtime import portal_client, sync_engine, sync_service
+from b24sync.seed import SeedBusy, SeedReport, TestData
+from b24sync.service import HANDLER_PATH, SyncService
+from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
-
-if TYPE_CHECKING:
-    from b24sync.service import SyncService
 
 app = typer.Typer(
     help="Keep a PostgreSQL copy of a Bitrix24 CRM current.",
@@ -87,11 +90,6 @@ async def _sync_with_progress(
         except (ConfigurationError, SyncAlreadyRunning) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-
-
-def _not_yet(what: str, issue: int) -> NoReturn:
-    console.print(f"[yellow]{what} is not available in this build yet (issue #{issue}).[/yellow]")
-    raise typer.Exit(2)
 
 
 @db_app.command("migrate")
@@ -316,33 +314,99 @@ def schema(entity: str = typer.Argument(..., help="deal, contact, lead or compan
 
 
 @webhooks_app.command("register")
-def webhooks_register(handler_base_url: str) -> None:
-    """Bind the CRM events to HANDLER_BASE_URL/api/v1/webhooks/bitrix."""
-    _not_yet("webhooks register", 5)
+def webhooks_register(
+    handler_base_url: str = typer.Argument(..., help="this service's public base URL (https)"),
+) -> None:
+    """Bind the 12 CRM events to HANDLER_BASE_URL/api/v1/webhooks/bitrix."""
+    _print_json(_with_service(lambda service: service.register_events(handler_base_url)))
 
 
 @webhooks_app.command("unregister")
-def webhooks_unregister(handler_base_url: str) -> None:
+def webhooks_unregister(
+    handler_base_url: str = typer.Argument(..., help="the base URL given to register"),
+) -> None:
     """Unbind the CRM events."""
-    _not_yet("webhooks unregister", 5)
+    _print_json(_with_service(lambda service: service.unregister_events(handler_base_url)))
 
 
 @webhooks_app.command("list")
 def webhooks_list() -> None:
-    """Show the event bindings the portal has."""
-    _not_yet("webhooks list", 5)
+    """How events reach the service: the mode, the bindings, the last event received."""
+    _print_json(_with_service(lambda service: service.registered_events()))
+
+
+def _with_service(
+    action: Callable[[SyncService], Awaitable[dict[str, object]]],
+) -> dict[str, object]:
+    settings = _settings()
+
+    async def go(url: str) -> dict[str, object]:
+        async with sync_service(settings, url) as service:
+            return await action(service)
+
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+        try:
+            return asyncio.run(go(db.url))
+        except (EventsUnavailable, UnsafeHandlerUrl, ConfigurationError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+
+
+def _print_json(value: dict[str, object]) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
 @seed_app.command("create")
-def seed_create(companies: int = 100, contacts: int = 100) -> None:
-    """Create N companies and N contacts linked to them."""
-    _not_yet("seed create", 6)
+def seed_create(
+    companies: int = typer.Option(100, min=0, max=5000, help="companies to create"),
+    contacts: int = typer.Option(100, min=0, max=5000, help="contacts, linked to the companies"),
+) -> None:
+    """Create N companies and N contacts linked to them (batches of 50, marked as generated)."""
+    _run_seed("create", lambda tool, show: tool.create(companies, contacts, show))
 
 
 @seed_app.command("clear")
-def seed_clear(all_records: bool = typer.Option(False, "--all")) -> None:
+def seed_clear(
+    everything: bool = typer.Option(
+        False, "--all", help="delete EVERY contact and company of the portal, not only generated"
+    ),
+) -> None:
     """Delete generated contacts, then companies (--all: every one in the portal)."""
-    _not_yet("seed clear", 6)
+    if everything:
+        typer.confirm("Delete every contact and company in the portal?", abort=True)
+    _run_seed("clear", lambda tool, show: tool.clear(everything=everything, on_progress=show))
+
+
+def _run_seed(
+    label: str, action: Callable[[TestData, Callable[[int], None]], Awaitable[SeedReport]]
+) -> None:
+    settings = _settings()
+
+    async def go(url: str) -> SeedReport:
+        with Progress(
+            TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f} %"), console=console
+        ) as bar:
+            task = bar.add_task(label, total=100)
+            async with portal_client(settings) as client:
+                tool = TestData(client, libpq_url(url))
+                return await action(tool, lambda percent: bar.update(task, completed=percent))
+
+    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
+        migrate(db.url)
+        try:
+            report = asyncio.run(go(db.url))
+        except (SeedBusy, ConfigurationError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    console.print(
+        f"{label}: {report.companies} companies, {report.contacts} contacts, "
+        f"{report.api_calls} API calls"
+    )
+    if report.failed:
+        for what, why in report.failed.items():
+            console.print(f"[red]failed: {what}: {why}[/red]")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -31,6 +31,7 @@ from b24sync.errors import (
     TransientSyncFailure,
     UnsafeHandlerUrl,
 )
+from b24sync.seed import TestData
 from b24sync.store import inbox, runs, schedule
 from b24sync.store.database import libpq_url
 from b24sync.store.overview import entity_status
@@ -310,6 +311,15 @@ class SyncService:
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
             await inbox.mark_processed(conn, ids)
         return len(ids)
+
+    # --- test data ---------------------------------------------------------------------------
+
+    def test_data(self) -> TestData:
+        return TestData(self.client, libpq_url(self.database_url))
+
+    async def test_data_busy(self) -> bool:
+        async with self._connection() as conn:
+            return await self.test_data().busy(conn)
 
     # --- event registration --------------------------------------------------------------------
 

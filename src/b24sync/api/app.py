@@ -12,8 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
-from b24sync.api.auth import COOKIE_NAME, Authenticator, NotAuthenticated, Principal
+from b24sync.api.auth import Authenticator, NotAuthenticated, Principal
+from b24sync.api.deps import bearer_token
 from b24sync.api.metrics import render_metrics
+from b24sync.api.testdata import testdata_router
 from b24sync.errors import (
     EventsUnavailable,
     ForbiddenEvent,
@@ -22,6 +24,7 @@ from b24sync.errors import (
     UnknownEntity,
     UnsafeHandlerUrl,
 )
+from b24sync.seed import SeedBusy
 from b24sync.service import SyncService
 
 EntityName = Literal["deal", "contact", "lead", "company"]
@@ -36,6 +39,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     EventsUnavailable: 409,
     UnknownEntity: 422,
     UnsafeHandlerUrl: 422,
+    SeedBusy: 409,
 }
 
 
@@ -49,15 +53,6 @@ class SchedulePatch(BaseModel):
     enabled: bool | None = None
     interval_minutes: int | None = Field(default=None, ge=1, le=10080)
     webhook_enabled: bool | None = None
-
-
-def bearer_token(request: Request) -> str | None:
-    """The Authorization bearer, or the dashboard's cookie (EventSource cannot send headers)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(COOKIE_NAME)
 
 
 async def require_user(request: Request) -> Principal:
@@ -152,6 +147,7 @@ def create_app(service: SyncService, *, extra_routers: tuple[APIRouter, ...] = (
         return {"accepted": True, "id": event_id}
 
     app.include_router(api)
+    app.include_router(testdata_router())
     for router in extra_routers:
         app.include_router(router)
     return app

@@ -27,6 +27,7 @@ from b24sync.redaction import redact
 from b24sync.schema.planner import ColumnSpec, plan_table
 from b24sync.store import mirror, runs
 from b24sync.store.database import libpq_url
+from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.runs import RunCounts
 from b24sync.sync.cursor import Cursor
 
@@ -179,34 +180,14 @@ class SyncEngine:
     @asynccontextmanager
     async def _lock(self, entity: Entity) -> AsyncIterator[None]:
         """One sync per entity across every process sharing the database."""
-        async with await AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            key = _lock_key(entity)
-            row = await (
-                await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
-            ).fetchone()
-            if not row or not row[0]:
-                raise SyncAlreadyRunning(f"a {entity.name} sync is already running")
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+        busy = SyncAlreadyRunning(f"a {entity.name} sync is already running")
+        async with session_lock(self.dsn, _lock_key(entity), busy=busy):
+            yield
 
     async def running_entities(self, conn: AsyncConnection[Any]) -> set[str]:
         """The entities whose sync lock some session holds right now."""
-        rows = await (
-            await conn.execute(
-                "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            )
-        ).fetchall()
-        held = {int(r[0]) for r in rows}
-        keys = await (
-            await conn.execute(
-                "SELECT name, hashtext(key)::oid::bigint FROM unnest(%s::text[], %s::text[]) AS t(name, key)",
-                (list(ENTITIES), [_lock_key(e) for e in ENTITIES.values()]),
-            )
-        ).fetchall()
-        return {name for name, objid in keys if int(objid) in held}
+        keys = {_lock_key(e): e.name for e in ENTITIES.values()}
+        return {keys[key] for key in await held_locks(conn, keys)}
 
     async def sync_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
         """Evolve the table to the portal's fields; return the columns and the select list."""
