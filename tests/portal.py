@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from b24emu import Emulator, create_app
+from b24emu.server import build_emulator, serving, webhook_url
 from b24sync.api.app import create_app as create_api
 from b24sync.bitrix.client import BitrixClient, RetryPolicy
 from b24sync.bitrix.limiter import LeakyBucket
@@ -98,3 +104,62 @@ async def service_stack(
                     if task is not None:
                         task.cancel()
                         await asyncio.gather(task, return_exceptions=True)
+
+
+EMU_TOKEN = "proctoken123456"
+
+
+@contextmanager
+def running_portal(
+    counts: dict[str, int], latency_ms: float = 0.0
+) -> Iterator[tuple[Emulator, str]]:
+    """b24emu over real HTTP in a thread; yields it and its inbound-webhook URL."""
+    emu = build_emulator(counts=counts, rate=0, burst=50, latency_ms=latency_ms, token=EMU_TOKEN)
+    with serving(create_app(emu)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        yield emu, webhook_url(emu, host, int(port))
+
+
+def service_env(database_url: str, webhook: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BITRIX_WEBHOOK_URL": webhook,
+        "API_KEYS": API_KEY,
+        "BITRIX_APPLICATION_TOKEN": APPLICATION_TOKEN,
+        "BITRIX_RATE": "1000",
+        "BITRIX_BURST": "10000",
+    }
+
+
+@contextmanager
+def process(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """A `b24sync` process, stopped with SIGTERM at the end; it must exit 0 and say so."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "b24sync.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        proc.stderr_text = err  # type: ignore[attr-defined]
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the service did not become healthy")

@@ -13,7 +13,6 @@ import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
-from fastapi import FastAPI
 
 from b24sync.api.app import create_app
 from b24sync.config import Settings
@@ -48,16 +47,12 @@ class _Server(uvicorn.Server):
         yield  # the process's signal handlers stop the server (see serve_forever)
 
 
-AppFactory = Callable[[SyncService], FastAPI]
-
-
 async def serve_forever(
     settings: Settings,
     database_url: str,
     *,
     host: str | None,
     port: int,
-    app_factory: AppFactory = create_app,
     on_ready: Callable[[SyncService], None] | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM: the worker, and the HTTP API when ``host`` is given."""
@@ -72,7 +67,7 @@ async def serve_forever(
         server = api = None
         if sock is not None:
             config = uvicorn.Config(
-                app_factory(service), log_config=None, access_log=False, lifespan="off"
+                create_app(service), log_config=None, access_log=False, lifespan="off"
             )
             server = _Server(config)
             api = asyncio.create_task(server.serve(sockets=[sock]))

@@ -26,6 +26,7 @@ from b24sync.errors import (
 )
 from b24sync.seed import SeedBusy
 from b24sync.service import SyncService
+from b24sync.web.routes import mount_static, web_router
 
 EntityName = Literal["deal", "contact", "lead", "company"]
 SSE_POLL_SECONDS = 1.0
@@ -63,7 +64,7 @@ async def require_user(request: Request) -> Principal:
 User = Annotated[Principal, Depends(require_user)]
 
 
-def create_app(service: SyncService, *, extra_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+def create_app(service: SyncService) -> FastAPI:
     authenticator = Authenticator(service.settings)
     app = FastAPI(
         title="b24sync",
@@ -148,8 +149,8 @@ def create_app(service: SyncService, *, extra_routers: tuple[APIRouter, ...] = (
 
     app.include_router(api)
     app.include_router(testdata_router())
-    for router in extra_routers:
-        app.include_router(router)
+    app.include_router(web_router())
+    mount_static(app)
     return app
 
 

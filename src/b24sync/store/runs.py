@@ -17,6 +17,7 @@ class RunCounts:
     failed_conversions: int = 0
     api_calls: int = 0
     commands: int = 0
+    estimated_total: int = 0
 
 
 async def close_interrupted_runs(conn: AsyncConnection[Any], entity: str) -> None:
@@ -79,7 +80,7 @@ async def start_run(
 async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCounts) -> None:
     await conn.execute(
         "UPDATE b24sync.sync_runs SET fetched = %s, upserted = %s, deleted = %s, failed_conversions = %s, "
-        "api_calls = %s, commands = %s WHERE id = %s",
+        "api_calls = %s, commands = %s, estimated_total = %s WHERE id = %s",
         (
             counts.fetched,
             counts.upserted,
@@ -87,6 +88,7 @@ async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCo
             counts.failed_conversions,
             counts.api_calls,
             counts.commands,
+            counts.estimated_total or None,
             run_id,
         ),
     )
@@ -120,6 +122,7 @@ RUN_COLUMNS = (
     "api_calls",
     "commands",
     "error",
+    "estimated_total",
 )
 
 

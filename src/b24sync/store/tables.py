@@ -1,4 +1,7 @@
-"""The service's own tables in schema ``b24sync`` (created by the Alembic migrations)."""
+"""The service's own tables in schema ``b24sync``, as revision 0001 created them.
+
+Later revisions alter them in place: 0002 adds ``sync_runs.estimated_total``.
+"""
 
 from __future__ import annotations
 

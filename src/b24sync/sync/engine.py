@@ -224,14 +224,11 @@ class SyncEngine:
             if checkpoint is not None:
                 await runs.write_state(conn, entity.name, full_checkpoint=checkpoint)
             counts.fetched += len(page.records)
+            counts.estimated_total = max(page.estimated_total, counts.fetched)
             counts.failed_conversions += failed
             await runs.record_progress(conn, run_id, counts)
         if self.on_progress:
-            self.on_progress(
-                Progress(
-                    entity.name, mode, counts.fetched, max(page.estimated_total, counts.fetched)
-                )
-            )
+            self.on_progress(Progress(entity.name, mode, counts.fetched, counts.estimated_total))
 
     async def _full(
         self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int

@@ -1,4 +1,4 @@
-"""The procrastinate job queue (its own tables, in schema public) and run-queue index.
+"""The procrastinate job queue (its own tables, in schema public), queued runs, run estimates.
 
 Revision ID: 0002
 """
@@ -19,6 +19,7 @@ def upgrade() -> None:
     driver_connection = op.get_bind().connection.driver_connection
     assert driver_connection is not None
     driver_connection.execute(SchemaManager.get_schema())
+    op.execute("ALTER TABLE b24sync.sync_runs ADD COLUMN estimated_total bigint")
     op.create_index(
         "sync_runs_queued",
         "sync_runs",
@@ -30,6 +31,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("sync_runs_queued", table_name="sync_runs", schema="b24sync")
+    op.execute("ALTER TABLE b24sync.sync_runs DROP COLUMN estimated_total")
     op.execute(
         "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, "
         "procrastinate_jobs, procrastinate_workers CASCADE"

@@ -1,0 +1,140 @@
+"""The dashboard in a real browser: Playwright driving Debian's chromium against `b24sync serve`.
+
+Screenshots of every page land in docs/screenshots/ (linked from the README).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from b24emu.server import free_port
+from tests.portal import API_KEY, process, running_portal, service_env, wait_healthy
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            f"no chromium at {CHROMIUM}: install Debian's `chromium` package (.ci/run does) "
+            "or set CHROMIUM_PATH"
+        )
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_dashboard_end_to_end(database_url: str, browser: object) -> None:
+    expect = playwright_api.expect
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    counts = {"deal": 800, "contact": 60, "lead": 40, "company": 20}
+    with (
+        running_portal(counts) as (emu, webhook),
+        process("serve", "--port", str(port), env=service_env(database_url, webhook)) as proc,
+    ):
+        wait_healthy(base, proc)
+        context = browser.new_context(  # type: ignore[attr-defined]
+            locale="en-US", viewport={"width": 1280, "height": 860}
+        )
+        page = context.new_page()
+
+        # login: refused, then accepted; the webhook token never shows
+        page.goto(base + "/")
+        expect(page).to_have_url(base + "/login")
+        page.fill("#token", "wrong")
+        page.click("#login")
+        expect(page.locator("#login-error")).to_be_visible()
+        page.screenshot(path=SCREENSHOTS / "login.png")
+        page.fill("#token", API_KEY)
+        page.click("#login")
+        expect(page).to_have_url(base + "/")
+        assert "***" in page.inner_text("header") and emu.webhook_token not in page.content()
+
+        # overview: the scheduler's first syncs finish, then a full sync by button reaches 100 %
+        deal = page.locator("[data-entity=deal]")
+        expect(deal.locator("[data-field=rows]")).to_have_text("800", timeout=30_000)
+        expect(deal.locator("[data-field=state]")).to_have_text("idle", timeout=30_000)
+        deal.locator("[data-type=full]").click()
+        expect(deal.locator("[data-field=progress]")).to_contain_text("success", timeout=30_000)
+        expect(deal.locator("[data-field=bar]")).to_have_attribute(
+            "style", "width: 100%;", timeout=10_000
+        )
+        page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
+
+        # schedules: change and see the change persist
+        page.click("[data-nav=schedules]")
+        page.fill("tr[data-entity=deal] [name=interval_minutes]", "45")
+        page.uncheck("tr[data-entity=lead] [name=enabled]")
+        page.click("#save-schedules")
+        expect(page.locator("#schedules-result")).to_have_text("Saved")
+        page.reload()
+        expect(page.locator("tr[data-entity=deal] [name=interval_minutes]")).to_have_value("45")
+        expect(page.locator("tr[data-entity=lead] [name=enabled]")).not_to_be_checked()
+        page.screenshot(path=SCREENSHOTS / "schedules.png", full_page=True)
+
+        # runs: the log and its chart
+        page.click("[data-nav=runs]")
+        expect(page.locator("#runs-table tbody tr").first).to_be_visible()
+        assert page.locator("#runs-chart rect").count() >= 5
+        page.screenshot(path=SCREENSHOTS / "runs.png", full_page=True)
+
+        # events: inbound webhook mode and the outbound-webhook steps
+        page.click("[data-nav=events]")
+        expect(page.locator("#events-mode")).to_have_text("inbound_webhook")
+        expect(page.locator("#outbound-steps")).to_contain_text("/api/v1/webhooks/bitrix")
+        page.click("[data-action=register]")
+        expect(page.locator("#register-result")).to_contain_text("Outbound webhook")
+        page.screenshot(path=SCREENSHOTS / "events.png", full_page=True)
+
+        # schema: labels from the portal's metadata
+        page.click("[data-nav=schema]")
+        expect(page.locator("#schema-table")).to_contain_text("uf_crm_")
+        expect(page.locator("#schema-table")).to_contain_text("TITLE")
+        page.screenshot(path=SCREENSHOTS / "schema.png", full_page=True)
+
+        # test data: create fills both tables; a second page sees busy; clear empties them
+        page.click("[data-nav=testdata]")
+        other = context.new_page()
+        other.goto(base + "/testdata")
+        emu.faults.latency_ms = 250  # 12 batch calls for 300 + 300: about 3 s of busy
+        page.fill("#seed-count", "300")
+        page.click("#seed-create")
+        expect(other.locator("#seed-busy")).to_be_visible(timeout=10_000)
+        expect(other.locator("#seed-create")).to_be_disabled()
+        expect(page.locator("#companies-count")).to_have_text("300", timeout=30_000)
+        expect(page.locator("#contacts-table tbody tr")).to_have_count(300)
+        expect(page.locator("#companies-table tbody tr").first).to_contain_text(" ")
+        expect(other.locator("#seed-create")).to_be_enabled(timeout=10_000)
+        emu.faults.latency_ms = 0
+        page.screenshot(path=SCREENSHOTS / "testdata.png")
+        page.click("#seed-clear")
+        expect(page.locator("#contacts-count")).to_have_text("0", timeout=30_000)
+        expect(page.locator("#companies-table tbody tr")).to_have_count(0)
+        assert len(emu.portal.store("contact").records) == 60  # the portal's own stayed
+
+        # Russian labels
+        page.goto(base + "/?lang=ru")
+        expect(page.locator("[data-nav=overview]")).to_have_text("Обзор")
+        page.screenshot(path=SCREENSHOTS / "overview-ru.png")
+        context.close()
