@@ -40,6 +40,17 @@ def test_settings_reject_malformed_webhook_url(bad: str) -> None:
     assert "BITRIX_WEBHOOK_URL" in str(info.value)
 
 
+def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.env.example` leaves secrets blank: a blank JWT secret must not become an HS256 key."""
+    for name in ("SUPABASE_JWT_SECRET", "SUPABASE_URL", "API_KEYS", "BITRIX_APPLICATION_TOKEN"):
+        monkeypatch.setenv(name, "")
+    settings = Settings()
+    assert settings.supabase_jwt_secret is None
+    assert settings.supabase_url is None
+    assert settings.bitrix_application_token is None
+    assert settings.api_key_list == []
+
+
 def _format(message: str, *args: object) -> str:
     record = logging.LogRecord("t", logging.INFO, __file__, 1, message, args, None)
     assert RedactionFilter().filter(record)

@@ -76,7 +76,7 @@ class WebhookUrl:
 class Settings(BaseSettings):
     """All configuration. Secrets are SecretStr or WebhookUrl and never print in clear."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = None
     b24sync_data_dir: Path = Path("data")
