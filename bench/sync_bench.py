@@ -25,6 +25,7 @@ import psycopg
 
 from b24emu.limits import CostModel
 from b24emu.server import free_port
+from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.limiter import LeakyBucket
 from b24sync.config import WebhookUrl
@@ -47,7 +48,9 @@ def lower_bound(
 
 async def ours(url: str, db_url: str) -> tuple[int, float, int]:
     async with httpx.AsyncClient(timeout=120) as http:
-        client = BitrixClient(http, WebhookUrl.parse(url), limiter=LeakyBucket(rate=2, burst=50))
+        client = BitrixClient(
+            http, WebhookAuth(WebhookUrl.parse(url)), limiter=LeakyBucket(rate=2, burst=50)
+        )
         started = time.perf_counter()
         summary = await SyncEngine(client, db_url).full(entity_named("deal"))
         assert summary.status == "success", summary.error

@@ -18,6 +18,7 @@ import httpx
 from b24emu import Emulator, create_app
 from b24emu.server import build_emulator, serving, webhook_url
 from b24sync.api.app import create_app as create_api
+from b24sync.bitrix.auth import PortalAuth, WebhookAuth
 from b24sync.bitrix.client import BitrixClient, RetryPolicy
 from b24sync.bitrix.limiter import LeakyBucket
 from b24sync.config import Settings, WebhookUrl
@@ -32,11 +33,13 @@ APPLICATION_TOKEN = "apptoken0123456789abcdef"
 SERVICE_BASE = "http://service"
 
 
-def fast_client(http: httpx.AsyncClient, base: str = "http://emu") -> BitrixClient:
+def fast_client(
+    http: httpx.AsyncClient, base: str = "http://emu", auth: PortalAuth | None = None
+) -> BitrixClient:
     """A client with the portal's limits lifted and near-instant retries, for tests."""
     return BitrixClient(
         http,
-        WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/"),
+        auth or WebhookAuth(WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/")),
         limiter=LeakyBucket(rate=1000, burst=10000),
         retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
     )
@@ -72,7 +75,12 @@ class Stack:
 
 @asynccontextmanager
 async def service_stack(
-    database_url: str, emu: Emulator, *, worker: bool = True, **settings: Any
+    database_url: str,
+    emu: Emulator,
+    *,
+    worker: bool = True,
+    auth: PortalAuth | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Stack]:
     """Emulator -> client -> engine -> service -> API, all in-process, plus a worker task.
 
@@ -81,7 +89,7 @@ async def service_stack(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(emu)), timeout=30
     ) as http:
-        portal = fast_client(http)
+        portal = fast_client(http, auth=auth)
         service = SyncService(
             service_settings(database_url, **settings),
             database_url,

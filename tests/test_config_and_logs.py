@@ -51,6 +51,22 @@ def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.api_key_list == []
 
 
+def test_a_local_application_needs_portal_id_and_secret_together() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(bitrix_client_id="local.1", bitrix_client_secret="s")
+    assert "BITRIX_PORTAL_URL" in str(info.value)
+    with pytest.raises(ValidationError):
+        Settings(bitrix_portal_url="https://u:p@portal.bitrix24.ru", bitrix_client_id="a")
+    settings = Settings(
+        bitrix_portal_url="https://portal.bitrix24.ru/",
+        bitrix_client_id="local.1",
+        bitrix_client_secret="s3cr3t-value",
+    )
+    assert settings.application_configured and settings.portal_configured
+    assert settings.bitrix_portal_url == "https://portal.bitrix24.ru"
+    assert "s3cr3t-value" not in repr(settings)
+
+
 def _format(message: str, *args: object) -> str:
     record = logging.LogRecord("t", logging.INFO, __file__, 1, message, args, None)
     assert RedactionFilter().filter(record)

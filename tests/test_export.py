@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from b24emu import Emulator, create_app
+from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.export import export_records
 from b24sync.bitrix.limiter import LeakyBucket
@@ -33,7 +34,7 @@ async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
         client = BitrixClient(
             http,
-            WebhookUrl.parse("http://emu/rest/1/exporttoken/"),
+            WebhookAuth(WebhookUrl.parse("http://emu/rest/1/exporttoken/")),
             limiter=LeakyBucket(rate=1000, burst=10000),
         )
         ids: list[int] = []

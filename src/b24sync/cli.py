@@ -18,6 +18,7 @@ from b24sync.entities import ENTITIES, Entity, entity_named
 from b24sync.errors import (
     ConfigurationError,
     EventsUnavailable,
+    PortalAuthError,
     SyncAlreadyRunning,
     UnknownEntity,
     UnsafeHandlerUrl,
@@ -122,7 +123,7 @@ def run(
     admin_key = stored_secret(settings.b24sync_data_dir, ADMIN_KEY_FILE)
     settings = with_overrides(settings, api_keys=",".join([*settings.api_key_list, admin_key]))
     with contextlib.ExitStack() as stack:
-        if settings.webhook is None:
+        if not settings.portal_configured:
             emu = build_emulator(counts=DEMO_COUNTS, rate=2, burst=50, latency_ms=0)
             try:
                 emulator_base = stack.enter_context(serving(create_app(emu), port=emulator_port))
@@ -313,20 +314,33 @@ def schema(entity: str = typer.Argument(..., help="deal, contact, lead or compan
     Console().print(table)
 
 
+OFFLINE_OPTION = typer.Option(
+    False, "--offline", help="offline events: no public URL, the worker drains them every minute"
+)
+
+
 @webhooks_app.command("register")
 def webhooks_register(
-    handler_base_url: str = typer.Argument(..., help="this service's public base URL (https)"),
+    handler_base_url: str | None = typer.Argument(
+        None, help="this service's public base URL (https); not needed with --offline"
+    ),
+    offline: bool = OFFLINE_OPTION,
 ) -> None:
-    """Bind the 12 CRM events to HANDLER_BASE_URL/api/v1/webhooks/bitrix."""
-    _print_json(_with_service(lambda service: service.register_events(handler_base_url)))
+    """Bind the 12 CRM events to HANDLER_BASE_URL/api/v1/webhooks/bitrix (local application)."""
+    _print_json(
+        _with_service(lambda service: service.register_events(handler_base_url, offline=offline))
+    )
 
 
 @webhooks_app.command("unregister")
 def webhooks_unregister(
-    handler_base_url: str = typer.Argument(..., help="the base URL given to register"),
+    handler_base_url: str | None = typer.Argument(None, help="the base URL given to register"),
+    offline: bool = OFFLINE_OPTION,
 ) -> None:
     """Unbind the CRM events."""
-    _print_json(_with_service(lambda service: service.unregister_events(handler_base_url)))
+    _print_json(
+        _with_service(lambda service: service.unregister_events(handler_base_url, offline=offline))
+    )
 
 
 @webhooks_app.command("list")
@@ -348,7 +362,7 @@ def _with_service(
         migrate(db.url)
         try:
             return asyncio.run(go(db.url))
-        except (EventsUnavailable, UnsafeHandlerUrl, ConfigurationError) as exc:
+        except (EventsUnavailable, UnsafeHandlerUrl, ConfigurationError, PortalAuthError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
 
@@ -388,7 +402,7 @@ def _run_seed(
             TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f} %"), console=console
         ) as bar:
             task = bar.add_task(label, total=100)
-            async with portal_client(settings) as client:
+            async with portal_client(settings, url) as client:
                 tool = TestData(client, libpq_url(url))
                 return await action(tool, lambda percent: bar.update(task, completed=percent))
 

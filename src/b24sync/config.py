@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from b24sync.errors import InvalidWebhookUrl
@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     bitrix_rate: float = 2.0
     bitrix_burst: int = 50
     metrics_public: bool = True
+    bitrix_portal_url: str | None = None
+    bitrix_client_id: str | None = None
+    bitrix_client_secret: SecretStr | None = None
+    bitrix_refresh_token: SecretStr | None = None
+    bitrix_oauth_url: str = "https://oauth.bitrix.info"
 
     @field_validator("bitrix_webhook_url")
     @classmethod
@@ -102,6 +107,39 @@ class Settings(BaseSettings):
             except InvalidWebhookUrl as exc:
                 raise ValueError(str(exc)) from None
         return value or None
+
+    @field_validator("bitrix_portal_url", "bitrix_oauth_url")
+    @classmethod
+    def _validate_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be a base URL like https://your-portal.bitrix24.ru")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must not carry credentials, a query or a fragment")
+        if parts.path.strip("/"):
+            raise ValueError("must be the site address only, with no path")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @model_validator(mode="after")
+    def _validate_application(self) -> Settings:
+        given = [self.bitrix_portal_url, self.bitrix_client_id, self.bitrix_client_secret]
+        if any(given) and not all(given):
+            raise ValueError(
+                "a local application needs BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and "
+                "BITRIX_CLIENT_SECRET together (Developer resources > Other > Local application)"
+            )
+        return self
+
+    @property
+    def application_configured(self) -> bool:
+        """OAuth (local application) credentials are set: they take precedence over a webhook."""
+        return self.bitrix_client_id is not None
+
+    @property
+    def portal_configured(self) -> bool:
+        return self.application_configured or self.webhook is not None
 
     @field_validator("sync_batch_size")
     @classmethod
@@ -128,6 +166,8 @@ class Settings(BaseSettings):
             self.bitrix_application_token,
             self.supabase_jwt_secret,
             self.bitrix_webhook_secret,
+            self.bitrix_client_secret,
+            self.bitrix_refresh_token,
         ):
             if secret is not None:
                 register_secret(secret.get_secret_value())

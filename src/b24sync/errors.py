@@ -60,6 +60,10 @@ class PortalAuthError(BitrixError):
     """The portal refused the credentials (wrong or deleted webhook, missing scope)."""
 
 
+class OAuthRefused(PortalAuthError):
+    """The OAuth server would not exchange the refresh token for a new pair."""
+
+
 class MethodNotFound(BitrixError):
     """The portal does not know the method (or the webhook lacks the scope)."""
 

@@ -1,4 +1,5 @@
-"""procrastinate tasks: queued syncs, event application, the per-minute scheduler tick.
+"""procrastinate tasks: queued syncs, event application, the per-minute scheduler tick and
+offline-event drain (a local application's queued events, when it has no public URL).
 
 The tasks are closures over one :class:`SyncService`, so every process (``serve``, ``run``,
 ``worker``) builds its own app from its own service; the queue itself is shared in PostgreSQL.
@@ -14,13 +15,14 @@ import logging
 import procrastinate
 from procrastinate import PsycopgConnector, RetryStrategy
 
-from b24sync.errors import SyncAlreadyRunning, TransientSyncFailure
+from b24sync.errors import PortalServerError, SyncAlreadyRunning, TransientSyncFailure
 from b24sync.service import TASK_APPLY_EVENTS, TASK_SYNC, SyncService
 from b24sync.store.database import libpq_url
 
 log = logging.getLogger(__name__)
 
 TASK_TICK = "scheduler_tick"
+TASK_DRAIN = "drain_offline_events"
 WORKER_CONCURRENCY = 4  # syncs of different entities run side by side; the portal limit is shared
 
 SYNC_RETRY = RetryStrategy(
@@ -29,6 +31,8 @@ SYNC_RETRY = RetryStrategy(
 APPLY_RETRY = RetryStrategy(
     max_attempts=30, wait=5, retry_exceptions={TransientSyncFailure, SyncAlreadyRunning}
 )
+
+DRAIN_RETRY = RetryStrategy(max_attempts=3, wait=10, retry_exceptions={PortalServerError})
 
 
 def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastinate.App:
@@ -54,6 +58,13 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
             queued = await service.queue_due_syncs()
             if queued:
                 log.info("scheduled syncs queued: %s", ", ".join(queued))
+
+        @app.periodic(cron="* * * * *")
+        @app.task(name=TASK_DRAIN, queueing_lock=TASK_DRAIN, retry=DRAIN_RETRY)
+        async def drain_offline_events(timestamp: int) -> None:
+            drained = await service.drain_offline_events()
+            if drained:
+                log.info("drained %d offline events", drained)
 
     service.jobs = app
     return app

@@ -22,11 +22,13 @@ from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
 
 from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.encoding import encode_params
 from b24sync.config import Settings
 from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
+    MalformedEvent,
     SyncAlreadyRunning,
     TransientSyncFailure,
     UnsafeHandlerUrl,
@@ -37,7 +39,13 @@ from b24sync.store.database import libpq_url
 from b24sync.store.overview import entity_status
 from b24sync.store.runs import RunCounts
 from b24sync.sync.engine import SyncEngine, SyncSummary
-from b24sync.sync.events import CRM_EVENT_NAMES, parse_event, verify_token
+from b24sync.sync.events import (
+    CRM_EVENT_NAMES,
+    CrmEvent,
+    offline_event,
+    parse_event,
+    verify_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,7 @@ TASK_APPLY_EVENTS = "apply_events"
 EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
 HANDLER_PATH = "/api/v1/webhooks/bitrix"
 PORTAL_CHECK_TTL_SECONDS = 60.0
+OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
 
 INBOUND_WEBHOOK_EVENTS_HELP = (
     "The portal binds event handlers only for applications (OAuth), not for an inbound webhook. "
@@ -54,6 +63,12 @@ INBOUND_WEBHOOK_EVENTS_HELP = (
     "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
     "local application whose token is BITRIX_APPLICATION_TOKEN. Until then the scheduled "
     "incremental syncs keep the copy current."
+)
+APPLICATION_EVENTS_HELP = (
+    "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
+    "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach and "
+    "BITRIX_APPLICATION_TOKEN set to the application's token); offline mode (offline=true) needs "
+    "no public URL: the portal queues the events and a task drains event.offline.get every minute."
 )
 
 
@@ -222,7 +237,7 @@ class SyncService:
             "database": {"ok": database_ok, "error": database_error or None},
             "portal": {
                 "ok": portal_ok,
-                "url": self.client.webhook.masked,
+                "url": self.client.auth.masked,
                 "error": portal_error or None,
             },
         }
@@ -261,16 +276,23 @@ class SyncService:
         token = self.settings.bitrix_application_token
         verify_token(event, token.get_secret_value() if token else None)
         async with self._connection() as conn:
-            event_id = await inbox.store_event(
-                conn,
-                event_name=event.name,
-                entity=event.entity,
-                record_id=event.record_id,
-                member_id=event.member_id,
-                event_ts=event.ts,
-                payload=event.stored_payload(),
-            )
-        with suppress(AlreadyEnqueued):  # the queued apply job will pick this event up too
+            event_id = await self._store(conn, event)
+        await self._defer_apply()
+        return event_id
+
+    async def _store(self, conn: AsyncConnection[Any], event: CrmEvent) -> int:
+        return await inbox.store_event(
+            conn,
+            event_name=event.name,
+            entity=event.entity,
+            record_id=event.record_id,
+            member_id=event.member_id,
+            event_ts=event.ts,
+            payload=event.stored_payload(),
+        )
+
+    async def _defer_apply(self) -> None:
+        with suppress(AlreadyEnqueued):  # the queued apply job will pick new events up too
             await (
                 self._jobs()
                 .configure_task(
@@ -278,7 +300,6 @@ class SyncService:
                 )
                 .defer_async()
             )
-        return event_id
 
     async def apply_events(self) -> int:
         """Apply every pending event: per entity, one by-ids sync of the changed records."""
@@ -323,37 +344,133 @@ class SyncService:
 
     # --- event registration --------------------------------------------------------------------
 
+    @property
+    def _application(self) -> bool:
+        return self.client.auth.kind == "application"
+
     def events_mode(self) -> dict[str, Any]:
         return {
-            "auth": "inbound_webhook",
-            "can_bind": False,
+            "auth": self.client.auth.kind,
+            "can_bind": self._application,
             "application_token_set": self.settings.bitrix_application_token is not None,
             "handler_path": HANDLER_PATH,
-            "help": INBOUND_WEBHOOK_EVENTS_HELP,
+            "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
             "events": list(CRM_EVENT_NAMES),
         }
 
     async def registered_events(self) -> dict[str, Any]:
         async with self._connection() as conn:
             stats = await inbox.inbox_stats(conn)
+        bindings: list[dict[str, Any]] = []
+        bindings_error = None
+        if self._application:
+            try:
+                bindings = await self._bindings()
+            except BitrixError as exc:  # the page still shows the inbox; the reason is shown
+                bindings_error = str(exc)
         return self.events_mode() | {
-            "bindings": [],
+            "bindings": bindings,
+            "bindings_error": bindings_error,
             "last_event_name": stats.last_event,
             "last_event_at": stats.last_received_at.isoformat() if stats.last_received_at else None,
             "events_pending": stats.pending,
             "inbox_lag_seconds": _age_seconds(stats.oldest_pending_at),
         }
 
-    async def register_events(self, handler_base_url: str) -> dict[str, Any]:
-        handler_url(handler_base_url, allow_http=self._loopback_portal())
-        raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+    async def _bindings(self) -> list[dict[str, Any]]:
+        envelope = await self.client.call("event.get")
+        return [
+            {
+                "event": b.get("event"),
+                "handler": b.get("handler") or None,
+                "offline": str(b.get("offline")) == "1",
+            }
+            for b in envelope.get("result") or []
+            if isinstance(b, dict) and b.get("event") in CRM_EVENT_NAMES
+        ]
 
-    async def unregister_events(self, handler_base_url: str) -> dict[str, Any]:
-        handler_url(handler_base_url, allow_http=self._loopback_portal())
-        raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+    async def register_events(
+        self, handler_base_url: str | None, *, offline: bool = False
+    ) -> dict[str, Any]:
+        """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
+        params = self._binding_params(handler_base_url, offline)
+        if not offline and self.settings.bitrix_application_token is None:
+            raise EventsUnavailable(
+                "set BITRIX_APPLICATION_TOKEN to the application's token first: without it every "
+                "delivered event would be refused (403). Or register with offline=true."
+            )
+        return await self._bind_all("event.bind", params)
+
+    async def unregister_events(
+        self, handler_base_url: str | None, *, offline: bool = False
+    ) -> dict[str, Any]:
+        return await self._bind_all("event.unbind", self._binding_params(handler_base_url, offline))
+
+    def _binding_params(self, handler_base_url: str | None, offline: bool) -> dict[str, str]:
+        handler = None
+        if handler_base_url is not None or not offline:
+            handler = handler_url(handler_base_url or "", allow_http=self._loopback_portal())
+        if not self._application:
+            raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+        if offline:
+            return {"event_type": "offline"}
+        assert handler is not None
+        return {"handler": handler}
+
+    async def _bind_all(self, method: str, params: dict[str, str]) -> dict[str, Any]:
+        result = await self.client.batch(
+            {
+                name: f"{method}?{encode_params({'event': name} | params)}"
+                for name in CRM_EVENT_NAMES
+            }
+        )
+        failed = {
+            name: str(error.get("error_description") or error)
+            for name, error in result.errors.items()
+        }
+        return {
+            "method": method,
+            "mode": params.get("event_type", "online"),
+            "handler": params.get("handler"),
+            "events": [name for name in CRM_EVENT_NAMES if name not in failed],
+            "failed": failed,
+        }
+
+    async def drain_offline_events(self) -> int:
+        """Move the portal's offline-event queue into the inbox; at least once, never lost.
+
+        Records are taken without clearing, stored, and only then cleared by their process id,
+        so a crash in between leaves them on the portal (marked for that process).
+        """
+        if not self._application:
+            return 0
+        drained = 0
+        while True:
+            envelope = await self.client.call(
+                "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
+            )
+            result = envelope.get("result") or {}
+            rows = [r for r in result.get("events") or [] if isinstance(r, dict)]
+            if not rows:
+                break
+            async with self._connection() as conn:
+                for row in rows:
+                    try:
+                        event = offline_event(row)
+                    except MalformedEvent as exc:
+                        log.warning("offline event %s skipped: %s", row.get("ID"), exc)
+                        continue
+                    await self._store(conn, event)
+            await self.client.call("event.offline.clear", {"process_id": result["process_id"]})
+            drained += len(rows)
+            if len(rows) < OFFLINE_EVENTS_PER_CALL:
+                break
+        if drained:
+            await self._defer_apply()
+        return drained
 
     def _loopback_portal(self) -> bool:
-        return self.settings.debug or _is_loopback(urlsplit(self.client.webhook.portal).hostname)
+        return self.settings.debug or _is_loopback(urlsplit(self.client.auth.portal).hostname)
 
 
 def _age_seconds(since: datetime | None) -> float:

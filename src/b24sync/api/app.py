@@ -17,6 +17,7 @@ from b24sync.api.deps import bearer_token
 from b24sync.api.metrics import render_metrics
 from b24sync.api.testdata import testdata_router
 from b24sync.errors import (
+    BitrixError,
     EventsUnavailable,
     ForbiddenEvent,
     MalformedEvent,
@@ -41,6 +42,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     UnknownEntity: 422,
     UnsafeHandlerUrl: 422,
     SeedBusy: 409,
+    BitrixError: 502,  # the portal (or its OAuth server) refused or failed: say why
 }
 
 
@@ -129,12 +131,18 @@ def create_app(service: SyncService) -> FastAPI:
         return EventSourceResponse(_live_updates(request, service.live_snapshot))
 
     @api.post("/webhooks/register", tags=["events"])
-    async def register(handler_base_url: str, _: User) -> dict[str, Any]:
-        return await service.register_events(handler_base_url)
+    async def register(
+        _: User, handler_base_url: str | None = None, offline: bool = False
+    ) -> dict[str, Any]:
+        """Bind the CRM events (local application only): online to handler_base_url, or
+        offline=true for the drain task."""
+        return await service.register_events(handler_base_url, offline=offline)
 
     @api.delete("/webhooks/unregister", tags=["events"])
-    async def unregister(handler_base_url: str, _: User) -> dict[str, Any]:
-        return await service.unregister_events(handler_base_url)
+    async def unregister(
+        _: User, handler_base_url: str | None = None, offline: bool = False
+    ) -> dict[str, Any]:
+        return await service.unregister_events(handler_base_url, offline=offline)
 
     @api.get("/webhooks/registered", tags=["events"])
     async def registered(_: User) -> dict[str, Any]:

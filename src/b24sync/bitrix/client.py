@@ -2,7 +2,8 @@
 
 Retries with exponential backoff and jitter for QUERY_LIMIT_EXCEEDED, 5xx, timeouts and dropped
 connections; OPERATION_TIME_LIMIT waits until the method's reset (limits.md). Messages never
-carry the webhook token: the URL is built here and nowhere else.
+carry a token: :mod:`b24sync.bitrix.auth` builds the URL and the auth parameters, and an
+expired application token is renewed once per call.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from b24sync.bitrix.auth import RENEWABLE_CODES, PortalAuth
 from b24sync.bitrix.limiter import LeakyBucket, OperatingPacer
-from b24sync.config import WebhookUrl
 from b24sync.errors import (
     BadRequest,
     BitrixError,
@@ -102,7 +103,7 @@ def error_for(payload: Any, status: int, method: str) -> BitrixError:
 @dataclass
 class BitrixClient:
     http: httpx.AsyncClient
-    webhook: WebhookUrl
+    auth: PortalAuth
     limiter: LeakyBucket = field(default_factory=LeakyBucket)
     pacer: OperatingPacer = field(default_factory=OperatingPacer)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -142,13 +143,14 @@ class BitrixClient:
         return merged
 
     async def _post(self, method: str, params: JsonDict) -> JsonDict:
-        url = self.webhook.secret_base + method
+        renewed = False
         for attempt in range(self.retry.attempts):
+            url, auth_params = await self.auth.target(self.http, method)
             await self.pacer.wait()
             await self.limiter.acquire()
             self.counters.http_calls += 1
             try:
-                response = await self.http.post(url, json=params)
+                response = await self.http.post(url, json=params | auth_params)
                 payload = response.json()
             except (httpx.TransportError, ValueError) as exc:
                 failure: BitrixError = PortalServerError(
@@ -165,6 +167,13 @@ class BitrixClient:
                         self.pacer.observe(self.last_time)
                     return payload
                 failure = error_for(payload, response.status_code, method)
+                if (
+                    failure.code in RENEWABLE_CODES
+                    and not renewed
+                    and await self.auth.renew(self.http, auth_params)
+                ):
+                    renewed = True  # an expired access token: once, with the new pair
+                    continue
             if not isinstance(failure, (RateLimited, OperationTimeLimit, PortalServerError)):
                 raise failure
             if attempt == self.retry.attempts - 1:

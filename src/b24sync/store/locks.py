@@ -28,6 +28,18 @@ async def session_lock(dsn: str, key: str, *, busy: Exception) -> AsyncIterator[
             await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
+@asynccontextmanager
+async def waiting_lock(dsn: str, key: str, *, timeout_seconds: int) -> AsyncIterator[None]:
+    """Hold ``key`` for the block, waiting up to ``timeout_seconds`` for its holder to let go."""
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f"SET lock_timeout = '{int(timeout_seconds)}s'")
+        await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
 async def held_locks(conn: AsyncConnection[Any], keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` some session of this database holds right now."""
     wanted = list(keys)

@@ -70,6 +70,16 @@ def parse_event(form: Mapping[str, str]) -> CrmEvent:
     )
 
 
+def offline_event(row: Mapping[str, object]) -> CrmEvent:
+    """One record of ``event.offline.get``: pulled with our own auth, so no token to verify."""
+    data = row.get("EVENT_DATA")
+    fields = data.get("FIELDS") if isinstance(data, Mapping) else None
+    record_id = fields.get("ID") if isinstance(fields, Mapping) else None
+    return parse_event(
+        {"event": str(row.get("EVENT_NAME") or ""), "data[FIELDS][ID]": str(record_id)}
+    )
+
+
 def verify_token(event: CrmEvent, expected: str | None) -> None:
     """Constant-time comparison with BITRIX_APPLICATION_TOKEN; missing or wrong is refused."""
     if not expected:

@@ -56,6 +56,11 @@ LABELS: dict[str, dict[str, str]] = {
     "lag": {"en": "Inbox lag, s", "ru": "Задержка очереди, с"},
     "register": {"en": "Register", "ru": "Зарегистрировать"},
     "unregister": {"en": "Unregister", "ru": "Отменить регистрацию"},
+    "register_offline": {
+        "en": "Register offline (no public URL)",
+        "ru": "Офлайн-события (без публичного адреса)",
+    },
+    "bindings": {"en": "Bound events", "ru": "Привязанные события"},
     "handler_base_url": {"en": "This service's public URL", "ru": "Публичный адрес сервиса"},
     "outbound_steps": {
         "en": "How to send events with an inbound webhook configured",

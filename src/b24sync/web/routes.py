@@ -46,7 +46,7 @@ def _render(request: Request, page: str, **context: Any) -> Response:
             "t": translator(language),
             "lang": language,
             "languages": LANGUAGES,
-            "portal": service.client.webhook.masked,
+            "portal": service.client.auth.masked,
             **context,
         },
     )

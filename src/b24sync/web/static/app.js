@@ -96,11 +96,15 @@ function events() {
     const url = encodeURIComponent(form.handler_base_url.value);
     const result = action === "register"
       ? await api("POST", `/api/v1/webhooks/register?handler_base_url=${url}`)
-      : await api("DELETE", `/api/v1/webhooks/unregister?handler_base_url=${url}`);
+      : action === "register-offline"
+        ? await api("POST", "/api/v1/webhooks/register?offline=true")
+        : await api("DELETE", `/api/v1/webhooks/unregister?handler_base_url=${url}`);
     $("#register-result").textContent = result.ok ? JSON.stringify(result.data) : detail(result.data);
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); send("register"); });
   $("[data-action=unregister]").addEventListener("click", () => send("unregister"));
+  const offline = $("[data-action=register-offline]");
+  if (offline) offline.addEventListener("click", () => send("register-offline"));
 }
 
 // --- test data -------------------------------------------------------------------------------
