@@ -82,3 +82,33 @@ def test_seed_create_and_clear_and_webhooks(database_url: str) -> None:
         register = b24sync("webhooks", "register", "https://sync.example.com", env=env)
         assert register.returncode == 2 and "Outbound webhook" in register.stderr
         assert "clitoken12345" not in created.stderr + listed.stdout + register.stderr
+
+
+def test_a_local_application_syncs_and_binds_offline_events(database_url: str) -> None:
+    """OAuth from the environment: BITRIX_REFRESH_TOKEN is spent once, the pair is stored."""
+    emu = Emulator()
+    seed_portal(emu.portal, {"deal": 70})
+    app = emu.install_app()
+    bootstrap = app.refresh_token
+    with serving(create_app(emu)) as base:
+        env = {
+            "DATABASE_URL": database_url,
+            "BITRIX_PORTAL_URL": base,
+            "BITRIX_OAUTH_URL": base,
+            "BITRIX_CLIENT_ID": app.client_id,
+            "BITRIX_CLIENT_SECRET": app.client_secret,
+            "BITRIX_REFRESH_TOKEN": bootstrap,
+        }
+        done = b24sync("sync", "deal", "--full", "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1])["fetched"] == 70
+        # A second process reuses the stored pair: the spent bootstrap token is not asked again.
+        register = b24sync("webhooks", "register", "--offline", env=env)
+        assert register.returncode == 0, register.stderr
+        assert len(json.loads(register.stdout)["events"]) == 12
+        assert {b.offline for b in emu.events.bindings} == {True}
+        listed = json.loads(b24sync("webhooks", "list", env=env).stdout)
+        assert listed["auth"] == "application" and len(listed["bindings"]) == 12
+        output = done.stdout + done.stderr + register.stdout + register.stderr
+        for secret in (app.client_secret, bootstrap, app.access_token, app.refresh_token):
+            assert secret not in output
