@@ -11,12 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +20,6 @@ import httpx
 import psycopg
 
 from b24emu.limits import CostModel
-from b24emu.server import free_port
 from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.limiter import LeakyBucket
@@ -35,6 +30,7 @@ from b24sync.store import mirror
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
 from b24sync.sync.engine import SyncEngine
+from emulator_process import emulator_process
 
 
 def lower_bound(
@@ -101,51 +97,6 @@ async def loader_rows_per_second(db_url: str, rows: int = 50000) -> float:
         return rows / (time.perf_counter() - started)
 
 
-@contextmanager
-def emulator_process(args: argparse.Namespace) -> Iterator[str]:
-    """b24emu in its own process, as a real portal would be: no shared GIL with the client."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "b24sync.cli",
-            "emulator",
-            "--port",
-            str(port),
-            "--deals",
-            str(args.deals),
-            "--rate",
-            "2",
-            "--burst",
-            "50",
-            "--latency-ms",
-            str(args.latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip().split("=", 1)[1]
-    base = url.split("/rest/")[0]
-    for _ in range(200):
-        try:
-            httpx.get(base + "/_emulator/stats", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    httpx.put(
-        base + "/_emulator/limits",
-        json={"cost": {"enabled": True, "per_record": args.per_record_ms / 1000}},
-    )
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -164,7 +115,12 @@ def main() -> None:
     args = parser.parse_args()
 
     cost = CostModel()
-    with tempfile.TemporaryDirectory() as tmp, emulator_process(args) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        emulator_process(
+            deals=args.deals, latency_ms=args.latency_ms, per_record_ms=args.per_record_ms
+        ) as url,
+    ):
         base = url.split("/rest/")[0]
         pg = EmbeddedPostgres(Path(tmp))
         db_url = pg.start()

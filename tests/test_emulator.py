@@ -410,9 +410,12 @@ async def test_outbound_webhook_posts_form_encoded_payload(emu: Emulator) -> Non
             },
         )
         new_id = (await call(c, "crm.lead.add", fields={"TITLE": "x"})).json()["result"]
+        calls_before = emu.stats.http_calls
+        edited = await c.patch(f"/_emulator/records/lead/{new_id}", json={"TITLE": "in the UI"})
+        assert edited.status_code == 200 and emu.stats.http_calls == calls_before  # no REST spent
         await call(c, "crm.lead.delete", id=new_id)
         await c.post("/_emulator/events/drain")
-    assert [r["event"] for r in received] == ["ONCRMLEADADD", "ONCRMLEADDELETE"]
+    assert [r["event"] for r in received] == ["ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE"]
     assert received[0]["data[FIELDS][ID]"] == str(new_id)
     assert received[0]["auth[application_token]"] == "apptok"
     assert {"ts", "auth[domain]", "auth[member_id]", "auth[client_endpoint]"} <= set(received[0])

@@ -236,6 +236,13 @@ def control_router(emu: Emulator) -> APIRouter:
         emu.portal.retype_user_field(entity, name, str(body["type"]))
         return {"retyped": True}
 
+    @router.patch("/records/{entity}/{record_id}")
+    async def edit_record(entity: str, record_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """A person edits a record in the portal's UI: no REST limit is spent, events fire."""
+        _known(entity)
+        emu.portal.update(entity, record_id, body)
+        return {"updated": True}
+
     @router.post("/outbound-webhooks")
     async def outbound(body: dict[str, Any]) -> dict[str, Any]:
         events = tuple(str(e).upper() for e in body.get("events") or CRM_EVENTS)

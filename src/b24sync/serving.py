@@ -30,7 +30,9 @@ class PortTaken(OSError):
 def listening_socket(host: str, port: int) -> socket.socket:
     """Bind before starting, so a taken port is a clear error rather than uvicorn's exit."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only for that proto, and
+    # without it Nagle plus delayed ACKs hold every response about 40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

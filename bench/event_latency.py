@@ -1,0 +1,211 @@
+"""Event-to-row latency: portal edits -> outbound webhook -> `b24sync serve` -> PostgreSQL row.
+
+b24emu runs in its own process with the portal's limits on (2 req/s, burst 50); `b24sync serve`
+in another, on an embedded PostgreSQL. After a first full sync of the deals, people "edit" deals
+in the portal's UI (the emulator's control API: no REST spent) at --rate edits per second,
+each a different deal; the portal POSTs an ONCRMDEALUPDATE per edit to the service. Latency of
+one edit = the row's `_synced_at` (set when the fetched record is written) - the edit's time.
+Prints p50/p95/max, the API calls the service spent applying the events, and the share of the
+portal's request budget that used.
+
+    .venv/bin/python bench/event_latency.py --rate 100 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from b24emu.server import free_port
+from b24sync.store.embedded import EmbeddedPostgres
+from b24sync.store.migrate import migrate
+from emulator_process import emulator_process
+
+API_KEY = secrets.token_urlsafe(24)
+APPLICATION_TOKEN = secrets.token_hex(16)
+OTHER_ENTITIES = ("contact", "lead", "company")
+
+
+def start_service(db_url: str, webhook: str, data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "BITRIX_WEBHOOK_URL": webhook,
+        "API_KEYS": API_KEY,
+        "BITRIX_APPLICATION_TOKEN": APPLICATION_TOKEN,
+        "B24SYNC_DATA_DIR": str(data_dir),
+        "SYNC_DEFAULT_INTERVAL_MINUTES": "1440",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "b24sync.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("the service did not become healthy")
+
+
+def first_full_sync(api: httpx.Client) -> None:
+    api.put(
+        "/api/v1/sync/config", json={name: {"enabled": False} for name in OTHER_ENTITIES}
+    ).raise_for_status()
+    started = api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})
+    if started.status_code == 409:  # the scheduler's first tick queued it already
+        runs = api.get("/api/v1/sync/runs", params={"entity": "deal"}).json()["runs"]
+        run_id = runs[0]["id"]
+    else:
+        run_id = started.json()["run_id"]
+    while True:
+        runs = api.get("/api/v1/sync/runs", params={"entity": "deal"}).json()["runs"]
+        run = next(r for r in runs if r["id"] == run_id)
+        if run["status"] not in ("queued", "running"):
+            if run["status"] != "success":
+                raise SystemExit(f"first full sync ended {run['status']}: {run['error']}")
+            return
+        time.sleep(0.5)
+
+
+async def edit_deals(base: str, rate: float, count: int) -> dict[int, float]:
+    """Edit deals 1..count at ``rate`` per second; returns deal id -> wall time of the edit."""
+    sent: dict[int, float] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def edit(deal_id: int) -> None:
+            sent[deal_id] = time.time()
+            response = await client.patch(
+                f"/_emulator/records/deal/{deal_id}", json={"TITLE": f"edited {deal_id}"}
+            )
+            response.raise_for_status()
+
+        started = time.perf_counter()
+        tasks = []
+        for index in range(count):
+            delay = started + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(edit(index + 1)))
+        await asyncio.gather(*tasks)
+    return sent
+
+
+def synced_times(db_url: str, count: int) -> dict[int, datetime]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT id, _synced_at FROM bitrix24.crm_deal "
+            "WHERE id <= %s AND title = 'edited ' || id",
+            (count,),
+        ).fetchall()
+    return {int(r[0]): r[1] for r in rows}
+
+
+def by_ids_calls(db_url: str) -> tuple[int, int]:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum(api_calls), 0) FROM b24sync.sync_runs "
+            "WHERE sync_type = 'by_ids'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="edits (events) per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to keep editing")
+    parser.add_argument("--deals", type=int, default=5000, help="deals in the portal")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="per portal HTTP call")
+    args = parser.parse_args()
+    count = int(args.rate * args.seconds)
+    if count > args.deals:
+        raise SystemExit("--rate x --seconds must not exceed --deals (one edit per deal)")
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        emulator_process(deals=args.deals, latency_ms=args.latency_ms, per_record_ms=0.2) as url,
+    ):
+        emulator_base = url.split("/rest/")[0]
+        pg = EmbeddedPostgres(Path(tmp))
+        db_url = pg.start()
+        migrate(db_url)
+        port = free_port()
+        service = start_service(db_url, url, Path(tmp), port)
+        try:
+            api = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=30,
+            )
+            first_full_sync(api)
+            httpx.post(
+                emulator_base + "/_emulator/outbound-webhooks",
+                json={
+                    "handler": f"http://127.0.0.1:{port}/api/v1/webhooks/bitrix",
+                    "application_token": APPLICATION_TOKEN,
+                    "events": ["ONCRMDEALUPDATE"],
+                },
+            ).raise_for_status()
+            calls_before = by_ids_calls(db_url)[1]
+            editing_started = time.time()
+            sent = asyncio.run(edit_deals(emulator_base, args.rate, count))
+            deadline = time.time() + 120
+            synced = synced_times(db_url, count)
+            while len(synced) < count and time.time() < deadline:
+                time.sleep(0.2)
+                synced = synced_times(db_url, count)
+            window = time.time() - editing_started
+            runs, calls_after = by_ids_calls(db_url)
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+            pg.stop()
+
+    latencies = [(synced[i].timestamp() - sent[i]) for i in synced]
+    calls = calls_after - calls_before
+    print(
+        f"{count} edits at {args.rate:.0f}/s over {args.seconds:.0f} s; "
+        f"{len(synced)} rows caught up ({count - len(synced)} missing)"
+    )
+    if latencies:
+        print(
+            f"event-to-row latency: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms, "
+            f"max {max(latencies) * 1000:.0f} ms"
+        )
+    print(
+        f"applied in {runs} by-ids runs, {calls} API calls "
+        f"({calls / window:.2f} calls/s of the portal's 2/s; fewest possible for the data: "
+        f"{-(-count // 2500)} list calls)"
+    )
+
+
+if __name__ == "__main__":
+    main()
