@@ -237,6 +237,22 @@ async def test_by_ids_fetches_changes_and_marks_deletions(
     assert mirror[4]["name"] == "Ева" and mirror[5]["_deleted_at"] is not None
 
 
+async def test_event_application_reuses_fields_until_a_record_shows_a_new_one(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
+    seed_portal(emu.portal, {"deal": 30})
+    await engine.full(entity_named("deal"))
+    emu.portal.update("deal", 3, {"TITLE": "by event"})
+    first = await engine.by_ids(entity_named("deal"), [3])
+    assert first.api_calls == 1  # the list batch only: the fields read by the full sync hold
+    emu.portal.add_user_field("deal", "UF_CRM_LATE", "string", "Поле позже")
+    emu.portal.update("deal", 4, {"UF_CRM_LATE": "seen"})
+    second = await engine.by_ids(entity_named("deal"), [4])
+    assert second.api_calls == 2 and second.status == "success"  # the new key: fields again
+    mirror = rows(database_url, "crm_deal")
+    assert mirror[3]["title"] == "by event" and mirror[4]["uf_crm_late"] == "seen"
+
+
 async def test_second_sync_of_same_entity_is_refused(engine: SyncEngine, emu: Emulator) -> None:
     from b24sync.errors import SyncAlreadyRunning
 

@@ -76,6 +76,7 @@ class SyncSummary:
 ProgressCallback = Callable[[Progress], None]
 
 
+SCHEMA_REUSE_SECONDS = 300.0  # how long event application trusts the field metadata it read
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
 
 
@@ -87,6 +88,12 @@ def _lock_key(entity: Entity) -> str:
 class Schema:
     columns: list[ColumnSpec]
     select: list[str]
+    fields: frozenset[str]  # the portal's field names when this was read
+    read_at: float  # time.monotonic()
+
+    def lacks_any(self, records: Sequence[dict[str, Any]]) -> bool:
+        """Whether a record carries a field this schema does not know (a field added since)."""
+        return any(key not in self.fields for record in records for key in record)
 
 
 class SyncEngine:
@@ -102,6 +109,7 @@ class SyncEngine:
         self.dsn = libpq_url(database_url)
         self.commands_per_call = commands_per_call
         self.on_progress = on_progress
+        self._schemas: dict[str, Schema] = {}
 
     # --- public runs -----------------------------------------------------------------------
 
@@ -201,7 +209,21 @@ class SyncEngine:
             log.info("schema %s: %s", entity.name, change)
         # `*` and `UF_*` leave out multiple fields (crm-deal-list.md): name each one.
         multiple = [name for name, d in fields.items() if d.get("isMultiple")]
-        return Schema(plan.active, ["*", "UF_*", *multiple])
+        schema = Schema(plan.active, ["*", "UF_*", *multiple], frozenset(fields), time.monotonic())
+        self._schemas[entity.name] = schema
+        return schema
+
+    async def recent_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+        """The schema read in the last SCHEMA_REUSE_SECONDS, else a fresh one.
+
+        Event application runs every second or so under load; a `fields` call each time would
+        double its API calls. A field added meanwhile shows up as an unknown key in the fetched
+        records, and :meth:`_by_ids` then reads the schema again before writing.
+        """
+        cached = self._schemas.get(entity.name)
+        if cached is not None and time.monotonic() - cached.read_at < SCHEMA_REUSE_SECONDS:
+            return cached
+        return await self.sync_schema(conn, entity)
 
     def _portal_now(self) -> datetime:
         stamp = self.client.last_time.get("date_start")
@@ -335,7 +357,7 @@ class SyncEngine:
         ids: Sequence[int],
     ) -> None:
         """Fetch the given records (50 IDs per list command); IDs the portal lacks are deleted."""
-        schema = await self.sync_schema(conn, entity)
+        schema = await self.recent_schema(conn, entity)
         wanted = sorted(set(ids))
         chunks = [wanted[i : i + 50] for i in range(0, len(wanted), 50)]
         commands = {
@@ -345,6 +367,8 @@ class SyncEngine:
         }
         batch = await self.client.batch(commands)
         records = [r for key in commands for r in (batch.result.get(key) or [])]
+        if schema.lacks_any(records):
+            schema = await self.sync_schema(conn, entity)
         page = ExportPage(records, 0, len(records))
         await self._load(conn, entity, schema.columns, page, counts, "by_ids", run_id, None)
         found = {int(r["ID"]) for r in records}
