@@ -42,7 +42,7 @@ def app_auth(emu: Emulator, database_url: str, bootstrap: str | None = None) -> 
         portal_url=PORTAL,
         client_id=emu.app.client_id,
         client_secret=emu.app.client_secret,
-        store=PgTokenStore(database_url, PORTAL, emu.app.client_id),
+        store=PgTokenStore(database_url, PORTAL),
         oauth_url=PORTAL,
         bootstrap_refresh_token=bootstrap if bootstrap is not None else emu.app.refresh_token,
     )
@@ -225,3 +225,55 @@ async def test_online_register_without_the_application_token_is_refused(
         assert stack.emu.events.bindings == []
         missing = await stack.api.post("/api/v1/webhooks/register")
         assert missing.status_code == 422 and "handler_base_url" in missing.json()["detail"]
+
+
+async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
+    emu: Emulator, database_url: str
+) -> None:
+    """The local app's installation path: ONAPPINSTALL with the tokens, as the portal sends it."""
+    async with service_stack(
+        database_url, emu, worker=False, bitrix_portal_url=PORTAL, bitrix_application_token=None
+    ) as stack:
+        install_path = f"{HANDLER_BASE}/api/v1/app/install"
+        installed = (
+            await stack.portal.http.post(
+                f"{PORTAL}/_emulator/app", json={"install_handler": install_path}
+            )
+        ).json()
+        await stack.portal.http.post(f"{PORTAL}/_emulator/events/drain")
+        assert stored_tokens(database_url) == (
+            installed["access_token"],
+            installed["refresh_token"],
+        )
+        # The stored application token now verifies events (BITRIX_APPLICATION_TOKEN is unset).
+        stack.api.headers.pop("Authorization")
+        event = {
+            "event": "ONCRMDEALUPDATE",
+            "data[FIELDS][ID]": "3",
+            "auth[application_token]": installed["application_token"],
+        }
+        assert (await stack.api.post("/api/v1/webhooks/bitrix", data=event)).status_code == 200
+        forged = event | {"auth[application_token]": "someone-else"}
+        assert (await stack.api.post("/api/v1/webhooks/bitrix", data=forged)).status_code == 403
+
+        # Tokens the portal does not accept are not kept; nor is a form without tokens.
+        fake = {"event": "ONAPPINSTALL", "auth[access_token]": "x" * 32, "auth[refresh_token]": "y"}
+        refused = await stack.api.post("/api/v1/app/install", data=fake)
+        assert refused.status_code == 403 and "did not accept" in refused.json()["detail"]
+        empty = await stack.api.post("/api/v1/app/install", data={"event": "ONAPPINSTALL"})
+        assert empty.status_code == 400
+        assert stored_tokens(database_url) == (
+            installed["access_token"],
+            installed["refresh_token"],
+        )
+
+    # A process configured with the application's id and secret uses the kept pair.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
+        auth = AppAuth(
+            portal_url=PORTAL,
+            client_id=installed["client_id"],
+            client_secret=installed["client_secret"],
+            store=PgTokenStore(database_url, PORTAL),
+            oauth_url=PORTAL,
+        )
+        assert (await fast_client(http, auth=auth).call("crm.deal.list"))["total"] == 60

@@ -264,13 +264,17 @@ def control_router(emu: Emulator) -> APIRouter:
         return {"delivered": len(emu.events.delivered), "failed": emu.events.failed_deliveries}
 
     @router.post("/app")
-    async def install_app() -> dict[str, Any]:
+    async def install_app(body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Add a local application; with ``install_handler``, the portal POSTs ONAPPINSTALL there
+        with the tokens, as on saving the local-application form."""
         app_ = emu.install_app()
-        return _token_payload(emu, app_.access_token, app_.refresh_token) | {
-            "client_id": app_.client_id,
-            "client_secret": app_.client_secret,
+        tokens = _token_payload(emu, app_.access_token, app_.refresh_token) | {
             "application_token": emu.app_application_token,
         }
+        handler = (body or {}).get("install_handler")
+        if handler:
+            emu.events.send_install(str(handler), tokens | {"user_id": emu.webhook_user_id})
+        return tokens | {"client_id": app_.client_id, "client_secret": app_.client_secret}
 
     @router.post("/clock")
     async def clock(body: dict[str, float]) -> dict[str, str]:

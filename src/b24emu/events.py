@@ -120,8 +120,24 @@ class EventHub:
         ]
         return urlencode(pairs)
 
+    def send_install(self, handler: str, auth: dict[str, Any]) -> None:
+        """ONAPPINSTALL to the application's installation path, with its tokens in ``auth``
+        (api-reference/common/events/on-app-install.md; serverside-local-app-with-no-ui.md)."""
+        pairs: list[tuple[str, Any]] = [
+            ("event", "ONAPPINSTALL"),
+            ("data[VERSION]", 1),
+            ("data[ACTIVE]", "Y"),
+            ("data[INSTALLED]", "Y"),
+            ("data[LANGUAGE_ID]", "ru"),
+            ("ts", int(time.time())),
+        ]
+        pairs += [(f"auth[{key}]", value) for key, value in auth.items()]
+        self._post_later(handler, urlencode(pairs))
+
     def _enqueue(self, binding: Binding, name: str, data: dict[str, Any]) -> None:
-        body = self.payload(binding, name, data)
+        self._post_later(binding.handler, self.payload(binding, name, data))
+
+    def _post_later(self, handler: str, body: str) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -129,7 +145,7 @@ class EventHub:
         if self._queue is None or self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = loop.create_task(self._deliver_forever(self._queue))
-        self._queue.put_nowait((binding.handler, body))
+        self._queue.put_nowait((handler, body))
 
     async def _deliver_forever(self, queue: asyncio.Queue[tuple[str, str]]) -> None:
         async with httpx.AsyncClient(

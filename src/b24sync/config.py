@@ -124,8 +124,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _validate_application(self) -> Settings:
-        given = [self.bitrix_portal_url, self.bitrix_client_id, self.bitrix_client_secret]
-        if any(given) and not all(given):
+        credentials = [self.bitrix_client_id, self.bitrix_client_secret]
+        if any(credentials) and not (all(credentials) and self.bitrix_portal_url):
             raise ValueError(
                 "a local application needs BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and "
                 "BITRIX_CLIENT_SECRET together (Developer resources > Other > Local application)"

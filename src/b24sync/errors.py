@@ -95,6 +95,10 @@ class MalformedEvent(B24SyncError):
     """An event POST does not carry what a Bitrix24 CRM event carries."""
 
 
+class MalformedInstall(MalformedEvent):
+    """An installation POST without the tokens a portal sends on installation."""
+
+
 class ForbiddenEvent(B24SyncError):
     """An event's application token is missing or does not match BITRIX_APPLICATION_TOKEN."""
 
@@ -105,6 +109,10 @@ class TransientSyncFailure(B24SyncError):
 
 class EventsUnavailable(B24SyncError):
     """The portal cannot bind events under the configured kind of authorization."""
+
+
+class InstallRefused(B24SyncError):
+    """An application installation whose tokens could not be confirmed with the portal."""
 
 
 class UnsafeHandlerUrl(B24SyncError):

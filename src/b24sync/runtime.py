@@ -30,7 +30,7 @@ def portal_auth(settings: Settings, database_url: str) -> PortalAuth:
             portal_url=settings.bitrix_portal_url,
             client_id=settings.bitrix_client_id,
             client_secret=settings.bitrix_client_secret.get_secret_value(),
-            store=PgTokenStore(database_url, settings.bitrix_portal_url, settings.bitrix_client_id),
+            store=PgTokenStore(database_url, settings.bitrix_portal_url),
             oauth_url=settings.bitrix_oauth_url,
             bootstrap_refresh_token=refresh.get_secret_value() if refresh else None,
         )

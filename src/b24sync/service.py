@@ -21,6 +21,7 @@ import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
 
+from b24sync.bitrix.auth import AppAuth, installed_tokens, portal_accepts
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.config import Settings
@@ -28,6 +29,7 @@ from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
+    InstallRefused,
     MalformedEvent,
     SyncAlreadyRunning,
     TransientSyncFailure,
@@ -35,6 +37,7 @@ from b24sync.errors import (
 )
 from b24sync.seed import TestData
 from b24sync.store import inbox, runs, schedule
+from b24sync.store.app_tokens import PgTokenStore
 from b24sync.store.database import libpq_url
 from b24sync.store.overview import entity_status
 from b24sync.store.runs import RunCounts
@@ -273,8 +276,7 @@ class SyncService:
     async def receive_event(self, form: Mapping[str, str]) -> int:
         """Verify and store one event, then make sure an apply job is queued."""
         event = parse_event(form)
-        token = self.settings.bitrix_application_token
-        verify_token(event, token.get_secret_value() if token else None)
+        verify_token(event, await self._application_token())
         async with self._connection() as conn:
             event_id = await self._store(conn, event)
         await self._defer_apply()
@@ -348,11 +350,48 @@ class SyncService:
     def _application(self) -> bool:
         return self.client.auth.kind == "application"
 
-    def events_mode(self) -> dict[str, Any]:
+    async def _application_token(self) -> str | None:
+        """BITRIX_APPLICATION_TOKEN, else the one the portal gave at installation."""
+        if self.settings.bitrix_application_token is not None:
+            return self.settings.bitrix_application_token.get_secret_value()
+        store = self._token_store()
+        stored = await store.load() if store is not None else None
+        return stored.application_token if stored and stored.application_token else None
+
+    def _token_store(self) -> PgTokenStore | None:
+        portal = self.settings.bitrix_portal_url
+        return PgTokenStore(self.database_url, portal) if portal else None
+
+    async def install_application(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """Keep the tokens a portal posts to the local application's installation path.
+
+        The route is public (the portal calls it), so the tokens are kept only after the
+        configured portal accepts the access token.
+        """
+        store = self._token_store()
+        if store is None:
+            raise InstallRefused(
+                "set BITRIX_PORTAL_URL to your portal's address before installing the local "
+                "application, so its tokens can be checked against it"
+            )
+        tokens = installed_tokens(form)
+        if not await portal_accepts(self.client.http, store.portal, tokens.access_token):
+            raise InstallRefused(f"{store.portal} did not accept the installation's access token")
+        await store.save(tokens)
+        if isinstance(self.client.auth, AppAuth):
+            self.client.auth.forget()
+        return {
+            "installed": True,
+            "portal": store.portal,
+            "member_id": tokens.member_id,
+            "application_token_stored": bool(tokens.application_token),
+        }
+
+    async def events_mode(self) -> dict[str, Any]:
         return {
             "auth": self.client.auth.kind,
             "can_bind": self._application,
-            "application_token_set": self.settings.bitrix_application_token is not None,
+            "application_token_set": await self._application_token() is not None,
             "handler_path": HANDLER_PATH,
             "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
             "events": list(CRM_EVENT_NAMES),
@@ -368,7 +407,7 @@ class SyncService:
                 bindings = await self._bindings()
             except BitrixError as exc:  # the page still shows the inbox; the reason is shown
                 bindings_error = str(exc)
-        return self.events_mode() | {
+        return await self.events_mode() | {
             "bindings": bindings,
             "bindings_error": bindings_error,
             "last_event_name": stats.last_event,
@@ -394,10 +433,11 @@ class SyncService:
     ) -> dict[str, Any]:
         """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
         params = self._binding_params(handler_base_url, offline)
-        if not offline and self.settings.bitrix_application_token is None:
+        if not offline and await self._application_token() is None:
             raise EventsUnavailable(
-                "set BITRIX_APPLICATION_TOKEN to the application's token first: without it every "
-                "delivered event would be refused (403). Or register with offline=true."
+                "no application token to check events with: install the application through "
+                "/api/v1/app/install or set BITRIX_APPLICATION_TOKEN, else every delivered event "
+                "would be refused (403). Or register with offline=true."
             )
         return await self._bind_all("event.bind", params)
 

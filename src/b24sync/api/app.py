@@ -20,6 +20,7 @@ from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
     ForbiddenEvent,
+    InstallRefused,
     MalformedEvent,
     SyncAlreadyRunning,
     UnknownEntity,
@@ -36,6 +37,7 @@ SSE_POLL_SECONDS = 1.0
 ERROR_STATUS: dict[type[Exception], int] = {
     NotAuthenticated: 401,
     ForbiddenEvent: 403,
+    InstallRefused: 403,
     MalformedEvent: 400,
     SyncAlreadyRunning: 409,
     EventsUnavailable: 409,
@@ -154,6 +156,11 @@ def create_app(service: SyncService) -> FastAPI:
         form = await _form(request)
         event_id = await service.receive_event(form)
         return {"accepted": True, "id": event_id}
+
+    @api.post("/app/install", tags=["events"])
+    async def install(request: Request) -> dict[str, Any]:
+        """The local application's installation path: the portal POSTs its tokens here."""
+        return await service.install_application(await _form(request))
 
     app.include_router(api)
     app.include_router(testdata_router())

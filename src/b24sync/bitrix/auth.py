@@ -13,6 +13,7 @@ spending the old refresh token a second time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import httpx
 
 from b24sync.config import WebhookUrl
-from b24sync.errors import OAuthRefused, PortalAuthError
+from b24sync.errors import MalformedInstall, OAuthRefused, PortalAuthError
 from b24sync.redaction import MASK, redact, register_secret
 
 TOKEN_PATH = "/oauth/token/"
@@ -34,6 +35,7 @@ class AppTokens:
     refresh_token: str = field(repr=False)
     expires_at: datetime | None = None
     member_id: str = ""
+    application_token: str = field(default="", repr=False)  # signs the portal's events
 
 
 class TokenStore(Protocol):
@@ -141,6 +143,10 @@ class AppAuth:
             self._adopt(tokens)
         return True
 
+    def forget(self) -> None:
+        """Drop the cached pair: the store holds a newer one (a fresh installation)."""
+        self._tokens = None
+
     def _adopt(self, tokens: AppTokens) -> None:
         register_secret(tokens.access_token)
         register_secret(tokens.refresh_token)
@@ -182,9 +188,51 @@ class AppAuth:
         )
 
 
+def installed_tokens(form: Mapping[str, str]) -> AppTokens:
+    """The tokens a portal hands an application on installation.
+
+    Either the ONAPPINSTALL event posted to the installation path (``auth[access_token]``,
+    ``auth[refresh_token]``, ``auth[application_token]``...) or the installation page's own POST
+    (``AUTH_ID``, ``REFRESH_ID``, ``AUTH_EXPIRES``, ``member_id``).
+    """
+    if form.get("event", "").upper() == "ONAPPINSTALL":
+        access, refresh = form.get("auth[access_token]"), form.get("auth[refresh_token]")
+        expires, member = form.get("auth[expires_in]"), form.get("auth[member_id]", "")
+        application_token = form.get("auth[application_token]", "")
+    else:
+        access, refresh = form.get("AUTH_ID"), form.get("REFRESH_ID")
+        expires, member = form.get("AUTH_EXPIRES"), form.get("member_id", "")
+        application_token = ""
+    if not access or not refresh:
+        raise MalformedInstall(
+            "not an installation: expected ONAPPINSTALL with auth[access_token] and "
+            "auth[refresh_token], or AUTH_ID and REFRESH_ID"
+        )
+    seconds = int(expires) if expires and expires.isdigit() else 3600
+    return AppTokens(
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
+        member_id=member[:64],
+        application_token=application_token,
+    )
+
+
+async def portal_accepts(http: httpx.AsyncClient, portal_url: str, access_token: str) -> bool:
+    """Whether the portal takes ``access_token``: proof that installation tokens are genuine."""
+    try:
+        response = await http.post(
+            portal_url.rstrip("/") + "/rest/profile", json={"auth": access_token}
+        )
+        payload: Any = response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return response.status_code == 200 and isinstance(payload, dict) and "result" in payload
+
+
 def _not_installed() -> PortalAuthError:
     return PortalAuthError(
-        "the local application has no tokens yet: set BITRIX_REFRESH_TOKEN to the refresh token "
-        "the portal gave it on installation",
+        "the local application has no tokens yet: give it /api/v1/app/install as its "
+        "installation path (the portal posts the tokens there) or set BITRIX_REFRESH_TOKEN",
         code="NO_AUTH_FOUND",
     )

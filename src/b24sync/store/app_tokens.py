@@ -1,4 +1,4 @@
-"""The local application's token pair in b24sync.app_tokens: one row per portal and client."""
+"""The local application's tokens in b24sync.app_tokens: one row per portal."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ class PgTokenStore:
 
     database_url: str
     portal: str
-    client_id: str
 
     async def _connect(self) -> AsyncConnection[Any]:
         return await AsyncConnection.connect(libpq_url(self.database_url), autocommit=True)
@@ -30,33 +29,39 @@ class PgTokenStore:
         async with await self._connect() as conn:
             row = await (
                 await conn.execute(
-                    "SELECT access_token, refresh_token, expires_at, member_id "
-                    "FROM b24sync.app_tokens WHERE portal = %s AND client_id = %s",
-                    (self.portal, self.client_id),
+                    "SELECT access_token, refresh_token, expires_at, member_id, application_token "
+                    "FROM b24sync.app_tokens WHERE portal = %s",
+                    (self.portal,),
                 )
             ).fetchone()
         if row is None:
             return None
         return AppTokens(
-            access_token=row[0], refresh_token=row[1], expires_at=row[2], member_id=row[3]
+            access_token=row[0],
+            refresh_token=row[1],
+            expires_at=row[2],
+            member_id=row[3],
+            application_token=row[4],
         )
 
     async def save(self, tokens: AppTokens) -> None:
+        """Store the pair; an empty application token (a refresh has none) keeps the stored one."""
         async with await self._connect() as conn:
             await conn.execute(
-                "INSERT INTO b24sync.app_tokens "
-                "(portal, client_id, access_token, refresh_token, expires_at, member_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (portal) DO UPDATE SET "
-                "client_id = excluded.client_id, access_token = excluded.access_token, "
+                "INSERT INTO b24sync.app_tokens (portal, access_token, refresh_token, expires_at, "
+                "member_id, application_token) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (portal) DO UPDATE SET access_token = excluded.access_token, "
                 "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, "
-                "member_id = excluded.member_id, updated_at = now()",
+                "member_id = excluded.member_id, application_token = coalesce("
+                "nullif(excluded.application_token, ''), b24sync.app_tokens.application_token), "
+                "updated_at = now()",
                 (
                     self.portal,
-                    self.client_id,
                     tokens.access_token,
                     tokens.refresh_token,
                     tokens.expires_at,
                     tokens.member_id,
+                    tokens.application_token,
                 ),
             )
 

@@ -1,4 +1,4 @@
-"""A local application's OAuth token pair, shared by every process of the service.
+"""A local application's OAuth token pair and application token, shared by every process.
 
 Revision ID: 0003
 """
@@ -18,11 +18,11 @@ def upgrade() -> None:
         """
         CREATE TABLE b24sync.app_tokens (
             portal text PRIMARY KEY,
-            client_id text NOT NULL,
             access_token text NOT NULL,
             refresh_token text NOT NULL,
             expires_at timestamptz,
             member_id text NOT NULL DEFAULT '',
+            application_token text NOT NULL DEFAULT '',
             updated_at timestamptz NOT NULL DEFAULT now()
         )
         """
