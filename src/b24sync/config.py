@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     bitrix_application_token: SecretStr | None = None
     supabase_jwt_secret: SecretStr | None = None
     supabase_url: str | None = None
+    supabase_anon_key: SecretStr | None = None
     api_keys: SecretStr | None = None
     sync_batch_size: int = 50
     sync_default_interval_minutes: int = 15
@@ -165,6 +166,7 @@ class Settings(BaseSettings):
         for secret in (
             self.bitrix_application_token,
             self.supabase_jwt_secret,
+            self.supabase_anon_key,
             self.bitrix_webhook_secret,
             self.bitrix_client_secret,
             self.bitrix_refresh_token,

@@ -4,6 +4,10 @@ JWTs: HS256 signed with SUPABASE_JWT_SECRET, or RS256/ES256 with a key from SUPA
 (``/auth/v1/.well-known/jwks.json``). ``exp`` is required and ``aud`` must be
 ``authenticated``. Each algorithm family is verified only with its own kind of key, so
 ``alg=none`` and HS256-signed-with-the-public-key tokens are refused.
+
+The dashboard can also log a Supabase user in with email and password: Supabase Auth's
+``/auth/v1/token?grant_type=password`` (with SUPABASE_ANON_KEY) returns an access token, which
+is then verified like any other.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hmac
 from dataclasses import dataclass
 from functools import cached_property
 
+import httpx
 import jwt
 import jwt.types
 
@@ -22,6 +27,7 @@ from b24sync.errors import B24SyncError
 AUDIENCE = "authenticated"
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
+PASSWORD_GRANT_PATH = "/auth/v1/token"
 COOKIE_NAME = "b24sync_token"
 
 
@@ -49,6 +55,34 @@ class Authenticator:
         if not self.settings.supabase_url:
             return None
         return jwt.PyJWKClient(self.settings.supabase_url.rstrip("/") + JWKS_PATH, lifespan=3600)
+
+    @property
+    def password_login(self) -> bool:
+        """Whether Supabase users can log in with email and password."""
+        return bool(self.settings.supabase_url and self.settings.supabase_anon_key)
+
+    async def log_in(self, email: str, password: str) -> str:
+        """A Supabase access token for this user (verified here before it is returned)."""
+        if not self.password_login:
+            raise NotAuthenticated("email login needs SUPABASE_URL and SUPABASE_ANON_KEY")
+        assert self.settings.supabase_url and self.settings.supabase_anon_key
+        anon_key = self.settings.supabase_anon_key.get_secret_value()
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(
+                    self.settings.supabase_url.rstrip("/") + PASSWORD_GRANT_PATH,
+                    params={"grant_type": "password"},
+                    headers={"apikey": anon_key, "Authorization": f"Bearer {anon_key}"},
+                    json={"email": email, "password": password},
+                )
+            payload = response.json()
+        except (httpx.HTTPError, ValueError):
+            raise NotAuthenticated("Supabase Auth could not be reached") from None
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if response.status_code != 200 or not isinstance(token, str):
+            raise NotAuthenticated("Supabase Auth refused the email and password")
+        await self.authenticate(token)
+        return token
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:

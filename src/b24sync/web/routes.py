@@ -34,6 +34,11 @@ def _language(request: Request) -> str:
     )
 
 
+def _login_page(request: Request, *, failed: bool) -> Response:
+    authenticator: Authenticator = request.app.state.authenticator
+    return _render(request, "login", failed=failed, password_login=authenticator.password_login)
+
+
 def _render(request: Request, page: str, **context: Any) -> Response:
     language = _language(request)
     service = service_of(request)
@@ -69,15 +74,20 @@ def web_router() -> APIRouter:
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> Response:
-        return _render(request, "login", failed=False)
+        return _login_page(request, failed=False)
 
     @router.post("/login")
-    async def login(request: Request, token: str = Form("")) -> Response:
+    async def login(
+        request: Request, token: str = Form(""), email: str = Form(""), password: str = Form("")
+    ) -> Response:
         authenticator: Authenticator = request.app.state.authenticator
         try:
-            await authenticator.authenticate(token.strip())
+            if email and password:
+                token = await authenticator.log_in(email.strip(), password)
+            else:
+                await authenticator.authenticate(token.strip())
         except NotAuthenticated:
-            response = _render(request, "login", failed=True)
+            response = _login_page(request, failed=True)
             response.status_code = 401
             return response
         response = RedirectResponse("/", status_code=303)
