@@ -9,12 +9,13 @@ import httpx
 
 from b24sync.bitrix.auth import AppAuth, PortalAuth, WebhookAuth
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.bitrix.limiter import BucketRule
 from b24sync.config import Settings
 from b24sync.errors import ConfigurationError
 from b24sync.jobs import build_job_app
 from b24sync.service import SyncService
 from b24sync.store.app_tokens import PgTokenStore
+from b24sync.store.rate_bucket import SharedBucket
 from b24sync.sync.engine import ProgressCallback, SyncEngine
 
 HTTP_TIMEOUT = httpx.Timeout(90.0, connect=10.0)  # a 50-page batch may run for tens of seconds
@@ -45,13 +46,16 @@ def portal_auth(settings: Settings, database_url: str) -> PortalAuth:
 
 @asynccontextmanager
 async def portal_client(settings: Settings, database_url: str) -> AsyncIterator[BitrixClient]:
+    """A client whose request bucket is shared, through the database, by every process."""
     auth = portal_auth(settings, database_url)
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-        yield BitrixClient(
-            http,
-            auth,
-            limiter=LeakyBucket(rate=settings.bitrix_rate, burst=settings.bitrix_burst),
-        )
+    bucket = SharedBucket(
+        database_url, auth.portal, BucketRule(settings.bitrix_rate, settings.bitrix_burst)
+    )
+    try:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+            yield BitrixClient(http, auth, limiter=bucket)
+    finally:
+        await bucket.close()
 
 
 @asynccontextmanager

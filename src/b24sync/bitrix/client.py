@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from b24sync.bitrix.auth import RENEWABLE_CODES, PortalAuth
-from b24sync.bitrix.limiter import LeakyBucket, OperatingPacer
+from b24sync.bitrix.limiter import LeakyBucket, OperatingPacer, RequestLimiter
 from b24sync.errors import (
     BadRequest,
     BitrixError,
@@ -104,7 +104,7 @@ def error_for(payload: Any, status: int, method: str) -> BitrixError:
 class BitrixClient:
     http: httpx.AsyncClient
     auth: PortalAuth
-    limiter: LeakyBucket = field(default_factory=LeakyBucket)
+    limiter: RequestLimiter = field(default_factory=LeakyBucket)
     pacer: OperatingPacer = field(default_factory=OperatingPacer)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     counters: CallCounters = field(default_factory=CallCounters)

@@ -1,18 +1,54 @@
-"""A client-side mirror of the portal's leaky bucket (limits.md), so we never hit a 503."""
+"""Client-side mirrors of the portal's leaky bucket and operating-time limit (limits.md), so
+that we wait instead of being refused."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class BucketRule:
+    """The leaky-bucket arithmetic, kept in one place for the in-process and shared buckets.
+
+    Each request adds 1; the level drains by ``rate``/s; we wait rather than exceed ``burst``.
+    ``headroom`` keeps a few slots free for other clients of the same portal. The defaults are
+    most plans' 2/s and 50; Enterprise portals allow 5/s and 250 (BITRIX_RATE, BITRIX_BURST).
+    """
+
+    rate: float = 2.0
+    burst: int = 50
+    headroom: int = 2
+
+    def admit(self, level: float, elapsed: float) -> tuple[float, float]:
+        """From the level ``elapsed`` seconds ago: (the new level, 0.0) when a request may go
+        now, else (the drained level, seconds to wait before asking again)."""
+        drained = max(0.0, level - elapsed * self.rate)
+        ceiling = max(1, self.burst - self.headroom)
+        if drained + 1 <= ceiling:
+            return drained + 1, 0.0
+        return drained, (drained + 1 - ceiling) / self.rate
+
+
+class RequestLimiter(Protocol):
+    """What the client needs of a limiter: a slot per HTTP call, and word of an overflow."""
+
+    waited_seconds: float
+
+    async def acquire(self) -> None: ...
+
+    def penalise(self) -> None:
+        """The portal said QUERY_LIMIT_EXCEEDED: its bucket is fuller than ours thinks."""
+        ...
 
 
 @dataclass
 class LeakyBucket:
-    """Each request adds 1; the level drains by ``rate``/s; we wait rather than exceed ``burst``.
+    """A client-side mirror of the portal's bucket, for one process (see :class:`BucketRule`).
 
-    ``headroom`` keeps a few slots free for other clients of the same portal. The defaults are
-    most plans' 2/s and 50; Enterprise portals allow 5/s and 250 (BITRIX_RATE, BITRIX_BURST).
+    Processes sharing a portal use :class:`b24sync.store.rate_bucket.SharedBucket` instead.
     """
 
     rate: float = 2.0
@@ -23,22 +59,22 @@ class LeakyBucket:
     waited_seconds: float = 0.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    @property
+    def rule(self) -> BucketRule:
+        return BucketRule(self.rate, self.burst, self.headroom)
+
     async def acquire(self) -> None:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self.level = max(0.0, self.level - (now - self.stamp) * self.rate)
+                self.level, pause = self.rule.admit(self.level, now - self.stamp)
                 self.stamp = now
-                ceiling = max(1, self.burst - self.headroom)
-                if self.level + 1 <= ceiling:
-                    self.level += 1
+                if pause == 0:
                     return
-                pause = (self.level + 1 - ceiling) / self.rate
                 self.waited_seconds += pause
                 await asyncio.sleep(pause)
 
     def penalise(self) -> None:
-        """The portal said QUERY_LIMIT_EXCEEDED: its bucket is fuller than ours thinks."""
         self.level = float(self.burst)
         self.stamp = time.monotonic()
 

@@ -1,4 +1,4 @@
-"""A local application's OAuth token pair and application token, shared by every process.
+"""Shared by every process: a local application's tokens, and each portal's request bucket.
 
 Revision ID: 0003
 """
@@ -27,7 +27,17 @@ def upgrade() -> None:
         )
         """
     )
+    op.execute(
+        """
+        CREATE TABLE b24sync.rate_buckets (
+            portal text PRIMARY KEY,
+            level double precision NOT NULL DEFAULT 0,
+            stamp timestamptz NOT NULL DEFAULT clock_timestamp()
+        )
+        """
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE b24sync.rate_buckets")
     op.execute("DROP TABLE b24sync.app_tokens")
