@@ -76,6 +76,7 @@ class SyncSummary:
 ProgressCallback = Callable[[Progress], None]
 
 
+SCHEMA_CHANGES_SHOWN = 5
 SCHEMA_REUSE_SECONDS = 300.0  # how long event application trusts the field metadata it read
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
 
@@ -205,8 +206,18 @@ class SyncEngine:
             stored = await mirror.load_snapshot(conn, entity.name)
             plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.name)
             await mirror.apply_plan(conn, entity.name, plan)
-        for change in plan.changes:
-            log.info("schema %s: %s", entity.name, change)
+        if plan.changes:  # a new table brings dozens of columns: one line, the details at debug
+            shown = ", ".join(plan.changes[:SCHEMA_CHANGES_SHOWN])
+            more = len(plan.changes) - SCHEMA_CHANGES_SHOWN
+            log.info(
+                "schema %s: %d changes: %s%s",
+                entity.name,
+                len(plan.changes),
+                shown,
+                f" and {more} more" if more > 0 else "",
+            )
+            for change in plan.changes:
+                log.debug("schema %s: %s", entity.name, change)
         # `*` and `UF_*` leave out multiple fields (crm-deal-list.md): name each one.
         multiple = [name for name, d in fields.items() if d.get("isMultiple")]
         schema = Schema(plan.active, ["*", "UF_*", *multiple], frozenset(fields), time.monotonic())

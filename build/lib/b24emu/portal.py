@@ -1,0 +1,440 @@
+"""The portal's state: CRM records, user fields, reference lists, users, a clock.
+
+Records are kept exactly as the REST API serialises them (IDs and numbers as strings, 'Y'/'N',
+ISO 8601 datetimes with the portal's offset), so reads cost nothing but a projection.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from b24emu import errors
+from b24emu.fields import (
+    ENTITIES,
+    INTEGER_TYPES,
+    MULTIFIELDS,
+    USER_FIELD_TYPES,
+    FieldDef,
+    standard_fields,
+    user_field_definition,
+)
+from b24emu.query import compile_filter, order_keys, resolve_select, sort_records
+
+PAGE_SIZE = 50
+PORTAL_TZ = timezone(timedelta(hours=3))  # Moscow, the offset most portals report
+
+ChangeListener = Callable[[str, str, int], None]  # (entity, ADD|UPDATE|DELETE, id)
+
+
+class Clock:
+    """The portal's wall clock; tests may move it forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return (datetime.now(UTC) + self.offset).astimezone(PORTAL_TZ).replace(microsecond=0)
+
+    def iso(self) -> str:
+        return self.now().isoformat()
+
+
+@dataclass
+class ListPage:
+    items: list[dict[str, Any]]
+    total: int | None
+    next: int | None
+    scanned: int
+
+
+@dataclass
+class EntityStore:
+    name: str
+    fields: dict[str, FieldDef]
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)  # ascending, for keyset seeks
+    next_id: int = 1
+
+    def insert(self, record: dict[str, Any]) -> int:
+        record_id = self.next_id
+        self.next_id += 1
+        record["ID"] = str(record_id)
+        self.records[record_id] = record
+        self.ids.append(record_id)
+        return record_id
+
+    def remove(self, record_id: int) -> None:
+        del self.records[record_id]
+        index = bisect.bisect_left(self.ids, record_id)
+        del self.ids[index]
+
+    def iter_from(self, floor: tuple[str, int] | None) -> Iterator[dict[str, Any]]:
+        start = 0
+        if floor is not None:
+            op, value = floor
+            start = (bisect.bisect_right if op == ">" else bisect.bisect_left)(self.ids, value)
+        records = self.records
+        for index in range(start, len(self.ids)):
+            yield records[self.ids[index]]
+
+
+def _as_bool_char(value: Any) -> str:
+    return "Y" if str(value).upper() in ("Y", "1", "TRUE") else "N"
+
+
+class Portal:
+    """All data of one emulated portal; every REST handler goes through it."""
+
+    def __init__(self, domain: str = "b24emu.local") -> None:
+        self.domain = domain
+        self.member_id = "b24emu0000000000000000000000000a"
+        self.clock = Clock()
+        self.stores: dict[str, EntityStore] = {
+            name: EntityStore(name, standard_fields(name)) for name in ENTITIES
+        }
+        self.multifield_ids = itertools.count(1)
+        self.listeners: list[ChangeListener] = []
+        self.users: dict[int, dict[str, Any]] = {
+            1: {
+                "ID": "1",
+                "ACTIVE": True,
+                "NAME": "Admin",
+                "LAST_NAME": "Portal",
+                "EMAIL": "admin@b24emu.local",
+                "ADMIN": True,
+            }
+        }
+        self.statuses: list[dict[str, Any]] = []
+        self.categories: list[dict[str, Any]] = [
+            {"id": 0, "name": "General", "sort": 100, "entityTypeId": 2, "isDefault": "Y"}
+        ]
+        self.currencies = [
+            {"CURRENCY": "RUB", "BASE": "Y", "AMOUNT_CNT": 1, "AMOUNT": "1.0000", "SORT": 100},
+            {"CURRENCY": "USD", "BASE": "N", "AMOUNT_CNT": 1, "AMOUNT": "90.0000", "SORT": 200},
+            {"CURRENCY": "EUR", "BASE": "N", "AMOUNT_CNT": 1, "AMOUNT": "98.0000", "SORT": 300},
+        ]
+        self.user_field_ids = itertools.count(100)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def store(self, entity: str) -> EntityStore:
+        return self.stores[entity]
+
+    def _notify(self, entity: str, action: str, record_id: int) -> None:
+        for listener in self.listeners:
+            listener(entity, action, record_id)
+
+    @staticmethod
+    def parse_id(value: Any) -> int:
+        try:
+            record_id = int(str(value))
+        except (TypeError, ValueError):
+            raise errors.invalid_id() from None
+        if record_id <= 0:
+            raise errors.invalid_id()
+        return record_id
+
+    def _serialise(self, fdef: FieldDef, value: Any, name: str) -> Any:
+        """Input value -> the string form the API returns for this field type."""
+        if fdef["isMultiple"] and name not in MULTIFIELDS:
+            items = value if isinstance(value, list) else [value]
+            single = dict(fdef, isMultiple=False)
+            return [self._serialise(single, v, name) for v in items if v not in (None, "")]
+        if value is None:
+            return None
+        ftype = fdef["type"]
+        if ftype in INTEGER_TYPES:
+            if value == "":
+                return None if name != "CATEGORY_ID" else "0"
+            try:
+                return str(int(Decimal(str(value))))
+            except (InvalidOperation, ValueError):
+                raise errors.bad_parameter(f"Field '{name}' must be an integer.") from None
+        if ftype == "double":
+            if value == "":
+                return None
+            try:
+                return f"{Decimal(str(value)):.2f}"
+            except InvalidOperation:
+                raise errors.bad_parameter(f"Field '{name}' must be a number.") from None
+        if ftype == "char":
+            return _as_bool_char(value)
+        if ftype == "boolean":
+            return "1" if str(value).upper() in ("Y", "1", "TRUE") else "0"
+        if ftype in ("date", "datetime"):
+            return self._serialise_datetime(str(value), date_only=ftype == "date")
+        if ftype == "money":
+            amount, _, currency = str(value).partition("|")
+            return f"{Decimal(amount or '0'):.2f}|{currency or 'RUB'}" if value != "" else ""
+        return value if isinstance(value, (dict, list)) else str(value)
+
+    def _serialise_datetime(self, text: str, *, date_only: bool) -> str | None:
+        if not text:
+            return None
+        try:
+            if len(text) == 10 and text[2] == ".":
+                parsed = datetime.strptime(text, "%d.%m.%Y")
+            else:
+                parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise errors.bad_parameter(f"Invalid date value '{text}'.") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=PORTAL_TZ)
+        parsed = parsed.astimezone(PORTAL_TZ).replace(microsecond=0)
+        if date_only:
+            parsed = parsed.replace(hour=0, minute=0, second=0)
+        return parsed.isoformat()
+
+    def _multifield(
+        self, name: str, current: list[dict[str, Any]], given: Any
+    ) -> list[dict[str, Any]]:
+        """PHONE/EMAIL/...: items with ID update (empty VALUE deletes), without ID are added."""
+        items = (
+            given
+            if isinstance(given, list)
+            else list(given.values())
+            if isinstance(given, dict)
+            else []
+        )
+        result = [dict(i) for i in current]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if item.get("ID"):
+                for existing in result:
+                    if existing["ID"] == str(item["ID"]):
+                        if (
+                            item.get("VALUE", existing["VALUE"]) in ("", None)
+                            or item.get("DELETE") == "Y"
+                        ):
+                            result.remove(existing)
+                        else:
+                            existing["VALUE"] = str(item.get("VALUE", existing["VALUE"]))
+                            existing["VALUE_TYPE"] = str(
+                                item.get("VALUE_TYPE", existing["VALUE_TYPE"])
+                            )
+                        break
+            elif item.get("VALUE") not in (None, ""):
+                result.append(
+                    {
+                        "ID": str(next(self.multifield_ids)),
+                        "VALUE_TYPE": str(item.get("VALUE_TYPE") or "WORK"),
+                        "VALUE": str(item["VALUE"]),
+                        "TYPE_ID": name,
+                    }
+                )
+        return result
+
+    def _apply(
+        self, store: EntityStore, record: dict[str, Any], given: dict[str, Any], *, creating: bool
+    ) -> None:
+        for raw_name, value in given.items():
+            name = str(raw_name).upper()
+            fdef = store.fields.get(name)
+            if fdef is None or name == "ID":
+                continue
+            if fdef["isReadOnly"] and not creating:
+                continue
+            if fdef["isImmutable"] and not creating:
+                continue
+            if name in MULTIFIELDS:
+                record[name] = self._multifield(name, record.get(name, []), value)
+                has = {"PHONE": "HAS_PHONE", "EMAIL": "HAS_EMAIL", "IM": "HAS_IMOL"}.get(name)
+                if has and has in store.fields:
+                    record[has] = "Y" if record[name] else "N"
+                continue
+            record[name] = self._serialise(fdef, value, name)
+
+    # --- CRM records --------------------------------------------------------------------------
+
+    def add(
+        self, entity: str, fields: dict[str, Any], *, user_id: int = 1, notify: bool = True
+    ) -> int:
+        store = self.store(entity)
+        now = self.clock.iso()
+        record: dict[str, Any] = {
+            name: None
+            for name, d in store.fields.items()
+            if not d["isMultiple"] or name not in MULTIFIELDS
+        }
+        for name, fdef in store.fields.items():
+            if fdef["isMultiple"] and name not in MULTIFIELDS:
+                record[name] = []
+            elif fdef["type"] == "char":
+                record[name] = "N"
+        record.update(
+            {
+                "DATE_CREATE": now,
+                "DATE_MODIFY": now,
+                "CREATED_BY_ID": str(user_id),
+                "MODIFY_BY_ID": str(user_id),
+                "ASSIGNED_BY_ID": str(user_id),
+                "OPENED": "Y",
+            }
+        )
+        record.update(_ENTITY_DEFAULTS.get(entity, {}))
+        self._apply(store, record, fields, creating=True)
+        self._derive(entity, record)
+        record_id = store.insert(record)
+        if notify:
+            self._notify(entity, "ADD", record_id)
+        return record_id
+
+    def get(self, entity: str, record_id: Any) -> dict[str, Any]:
+        rid = self.parse_id(record_id)
+        record = self.store(entity).records.get(rid)
+        if record is None:
+            raise errors.not_found()
+        return record
+
+    def update(
+        self, entity: str, record_id: Any, fields: dict[str, Any], *, user_id: int = 1
+    ) -> None:
+        record = self.get(entity, record_id)
+        store = self.store(entity)
+        self._apply(store, record, fields, creating=False)
+        record["DATE_MODIFY"] = self.clock.iso()
+        record["MODIFY_BY_ID"] = str(user_id)
+        self._derive(entity, record)
+        self._notify(entity, "UPDATE", int(record["ID"]))
+
+    def delete(self, entity: str, record_id: Any) -> None:
+        record = self.get(entity, record_id)
+        rid = int(record["ID"])
+        self.store(entity).remove(rid)
+        self._notify(entity, "DELETE", rid)
+
+    def _derive(self, entity: str, record: dict[str, Any]) -> None:
+        """Fields the portal computes: stage semantics, the deprecated single-link fields."""
+        if entity == "deal":
+            stage = record.get("STAGE_ID") or "NEW"
+            record["STAGE_SEMANTIC_ID"] = (
+                "S" if stage.endswith("WON") else "F" if stage.endswith("LOSE") else "P"
+            )
+            record["CLOSED"] = "Y" if record["STAGE_SEMANTIC_ID"] != "P" else "N"
+            ids = record.get("CONTACT_IDS") or []
+            record["CONTACT_ID"] = ids[0] if ids else record.get("CONTACT_ID")
+        if entity == "contact":
+            ids = record.get("COMPANY_IDS") or []
+            company = record.get("COMPANY_ID")
+            if company and company not in ids:
+                ids = [company, *ids]
+                record["COMPANY_IDS"] = ids
+            record["COMPANY_ID"] = ids[0] if ids else None
+        if entity == "lead":
+            status = record.get("STATUS_ID") or "NEW"
+            record["STATUS_SEMANTIC_ID"] = (
+                "S" if status == "CONVERTED" else "F" if status == "JUNK" else "P"
+            )
+
+    def list(
+        self,
+        entity: str,
+        *,
+        select: list[str] | None,
+        filter: dict[str, Any] | None,
+        order: dict[str, Any] | None,
+        start: int,
+    ) -> ListPage:
+        """One page as crm.*.list returns it; ``start=-1`` skips counting (no total/next)."""
+        store = self.store(entity)
+        predicates, floor = compile_filter(filter, store.fields)
+        keys = order_keys(order, store.fields)
+        columns = resolve_select(select, store.fields)
+        id_ascending = keys == [("ID", "integer", False)]
+
+        def matches(record: dict[str, Any]) -> bool:
+            return all(p(record) for p in predicates)
+
+        if id_ascending and start < 0:
+            page: list[dict[str, Any]] = []
+            scanned = 0
+            for record in store.iter_from(floor):
+                scanned += 1
+                if matches(record):
+                    page.append(record)
+                    if len(page) == PAGE_SIZE:
+                        break
+            return ListPage([_project(r, columns) for r in page], None, None, scanned)
+        matching = [r for r in store.iter_from(floor) if matches(r)]
+        if not id_ascending:
+            sort_records(matching, keys)
+        offset = max(start, 0)
+        window = matching[offset : offset + PAGE_SIZE]
+        following = offset + PAGE_SIZE if offset + PAGE_SIZE < len(matching) else None
+        total = len(matching) if start >= 0 else None
+        return ListPage(
+            [_project(r, columns) for r in window],
+            total,
+            following if start >= 0 else None,
+            len(store.records) + offset,
+        )
+
+    # --- user fields ------------------------------------------------------------------------
+
+    def add_user_field(
+        self,
+        entity: str,
+        name: str,
+        user_type: str,
+        label: str,
+        *,
+        multiple: bool = False,
+        items: list[str] | None = None,
+    ) -> FieldDef:
+        name = name.upper()
+        if not name.startswith("UF_CRM_"):
+            raise errors.bad_parameter("FIELD_NAME must start with UF_CRM_.")
+        if user_type not in USER_FIELD_TYPES:
+            raise errors.bad_parameter(f"Unknown USER_TYPE_ID '{user_type}'.")
+        store = self.store(entity)
+        enum_items = [{"ID": str(next(self.user_field_ids)), "VALUE": v} for v in (items or [])]
+        store.fields[name] = user_field_definition(
+            name, user_type, label, multiple=multiple, items=enum_items
+        )
+        for record in store.records.values():
+            record.setdefault(name, [] if multiple else None)
+        return store.fields[name]
+
+    def remove_user_field(self, entity: str, name: str) -> None:
+        store = self.store(entity)
+        name = name.upper()
+        if name not in store.fields or not name.startswith("UF_"):
+            raise errors.not_found()
+        del store.fields[name]
+        for record in store.records.values():
+            record.pop(name, None)
+
+    def retype_user_field(self, entity: str, name: str, user_type: str) -> None:
+        """Not possible on a real portal through REST; the emulator does it to test evolution."""
+        store = self.store(entity)
+        fdef = store.fields.get(name.upper())
+        if fdef is None or not name.upper().startswith("UF_"):
+            raise errors.not_found()
+        fdef["type"] = user_type
+
+
+_ENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "deal": {
+        "STAGE_ID": "NEW",
+        "CATEGORY_ID": "0",
+        "CURRENCY_ID": "RUB",
+        "OPPORTUNITY": "0.00",
+        "PROBABILITY": None,
+        "IS_NEW": "Y",
+        "TYPE_ID": "SALE",
+    },
+    "lead": {"STATUS_ID": "NEW", "CURRENCY_ID": "RUB", "OPPORTUNITY": "0.00"},
+    "contact": {"TYPE_ID": "CLIENT", "EXPORT": "Y"},
+    "company": {"COMPANY_TYPE": "CUSTOMER", "CURRENCY_ID": "RUB"},
+}
+
+
+def _project(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    return {c: record.get(c) for c in columns if c in record}

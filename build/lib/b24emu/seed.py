@@ -1,0 +1,276 @@
+"""Deterministic demo data: Russian names, companies, phones, stages, sums, user-field values.
+
+Faker builds small pools once; records combine pool entries with a seeded RNG, so 100k deals
+take seconds and the same seed always gives the same portal.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from faker import Faker
+
+from b24emu.fields import MULTIFIELDS
+from b24emu.portal import PORTAL_TZ, Portal
+
+DEAL_STAGES = [
+    "NEW",
+    "PREPARATION",
+    "PREPAYMENT_INVOICE",
+    "EXECUTING",
+    "FINAL_INVOICE",
+    "WON",
+    "LOSE",
+]
+LEAD_STATUSES = ["NEW", "IN_PROCESS", "PROCESSED", "CONVERTED", "JUNK"]
+SOURCES = ["CALL", "EMAIL", "WEB", "ADVERTISING", "PARTNER", "RECOMMENDATION", "OTHER"]
+REGIONS = ["Москва", "Санкт-Петербург", "Новосибирск", "Екатеринбург", "Казань"]
+
+# name, type, label, multiple: the user fields a demo portal has, one of each documented kind.
+USER_FIELDS: dict[str, list[tuple[str, str, str, bool]]] = {
+    "deal": [
+        ("UF_CRM_1700000001", "string", "Канал продаж", False),
+        ("UF_CRM_1700000002", "integer", "Количество мест", False),
+        ("UF_CRM_1700000003", "double", "Скидка, %", False),
+        ("UF_CRM_1700000004", "boolean", "Повторная сделка", False),
+        ("UF_CRM_1700000005", "date", "Дата договора", False),
+        ("UF_CRM_1700000006", "datetime", "Время звонка", False),
+        ("UF_CRM_1700000007", "enumeration", "Регион", False),
+        ("UF_CRM_1700000008", "money", "Бюджет клиента", False),
+        ("UF_CRM_1700000009", "string", "Теги", True),
+        ("UF_CRM_1700000010", "crm", "Связанный элемент", False),
+        ("UF_CRM_1700000011", "file", "Договор", False),
+    ],
+    "contact": [
+        ("UF_CRM_1700000101", "string", "Любимый канал связи", False),
+        ("UF_CRM_1700000102", "date", "Дата первой покупки", False),
+    ],
+    "company": [
+        ("UF_CRM_1700000201", "string", "ИНН", False),
+        ("UF_CRM_1700000202", "enumeration", "Сегмент", False),
+    ],
+    "lead": [
+        ("UF_CRM_1700000301", "integer", "Оценка лида", False),
+        ("UF_CRM_1700000302", "employee", "Куратор", True),
+    ],
+}
+ENUM_ITEMS = {"UF_CRM_1700000007": REGIONS, "UF_CRM_1700000202": ["Малый", "Средний", "Крупный"]}
+
+
+class DemoData:
+    def __init__(self, seed: int) -> None:
+        fake = Faker("ru_RU")
+        fake.seed_instance(seed)
+        self.rng = random.Random(seed)
+        self.male = [
+            (fake.last_name_male(), fake.first_name_male(), fake.middle_name_male())
+            for _ in range(300)
+        ]
+        self.female = [
+            (fake.last_name_female(), fake.first_name_female(), fake.middle_name_female())
+            for _ in range(300)
+        ]
+        self.companies = [fake.company() for _ in range(400)]
+        self.phones = [f"+7{self.rng.randint(9000000000, 9999999999)}" for _ in range(2000)]
+        self.words = [fake.word() for _ in range(200)]
+        self.cities = [fake.city_name() for _ in range(60)]
+        self.base = datetime(2024, 1, 1, 9, 0, tzinfo=PORTAL_TZ)
+
+    def person(self) -> tuple[str, str, str]:
+        return self.rng.choice(self.male if self.rng.random() < 0.5 else self.female)
+
+    def moment(self, spread_days: int = 600) -> datetime:
+        return self.base + timedelta(seconds=self.rng.randint(0, spread_days * 86400))
+
+
+def ensure_user_fields(portal: Portal) -> None:
+    for entity, specs in USER_FIELDS.items():
+        for name, utype, label, multiple in specs:
+            if name not in portal.store(entity).fields:
+                portal.add_user_field(
+                    entity, name, utype, label, multiple=multiple, items=ENUM_ITEMS.get(name)
+                )
+
+
+def _enum_ids(portal: Portal, entity: str, name: str) -> list[str]:
+    return [i["ID"] for i in portal.store(entity).fields[name].get("items", [])]
+
+
+def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[str, int]:
+    """Add ``counts`` records per entity (companies first, so that links point somewhere)."""
+    ensure_user_fields(portal)
+    data = DemoData(seed)
+    created: dict[str, int] = {}
+    for entity in ("company", "contact", "lead", "deal"):
+        number = int(counts.get(entity, 0))
+        store = portal.store(entity)
+        template = {
+            name: ([] if d["isMultiple"] and name not in MULTIFIELDS else None)
+            for name, d in store.fields.items()
+            if name not in MULTIFIELDS
+        }
+        for name, d in store.fields.items():
+            if d["type"] == "char":
+                template[name] = "N"
+        maker = _MAKERS[entity]
+        for _ in range(number):
+            record = dict(template)
+            created_at = data.moment()
+            modified_at = created_at + timedelta(seconds=data.rng.randint(0, 30 * 86400))
+            record.update(
+                {
+                    "DATE_CREATE": created_at.isoformat(),
+                    "DATE_MODIFY": modified_at.isoformat(),
+                    "CREATED_BY_ID": "1",
+                    "MODIFY_BY_ID": "1",
+                    "ASSIGNED_BY_ID": "1",
+                    "OPENED": "Y",
+                }
+            )
+            if "SOURCE_ID" in store.fields:
+                record["SOURCE_ID"] = data.rng.choice(SOURCES)
+            maker(portal, data, record)
+            store.insert(record)
+        created[entity] = number
+    return created
+
+
+def _multifields(portal: Portal, data: DemoData, record: dict[str, Any], last: str) -> None:
+    record["PHONE"] = [
+        {
+            "ID": str(next(portal.multifield_ids)),
+            "VALUE_TYPE": "WORK",
+            "VALUE": data.rng.choice(data.phones),
+            "TYPE_ID": "PHONE",
+        }
+    ]
+    record["EMAIL"] = [
+        {
+            "ID": str(next(portal.multifield_ids)),
+            "VALUE_TYPE": "WORK",
+            "VALUE": f"{_latin(last)}{data.rng.randint(1, 999)}@example.ru",
+            "TYPE_ID": "EMAIL",
+        }
+    ]
+    record["WEB"] = []
+    record["IM"] = []
+    record["HAS_PHONE"] = record["HAS_EMAIL"] = "Y"
+    record["HAS_IMOL"] = "N"
+
+
+def _latin(text: str) -> str:
+    table = str.maketrans("абвгдеёжзийклмнопрстуфхцчшщъыьэюя", "abvgdeejziyklmnoprstufhccss_y_eua")
+    return "".join(c for c in text.lower().translate(table) if c.isalnum()) or "user"
+
+
+def _company(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
+    title = data.rng.choice(data.companies)
+    record.update(
+        {
+            "TITLE": title,
+            "COMPANY_TYPE": data.rng.choice(["CUSTOMER", "PARTNER", "SUPPLIER"]),
+            "INDUSTRY": data.rng.choice(["IT", "MANUFACTURING", "TELECOM", "DELIVERY"]),
+            "CURRENCY_ID": "RUB",
+            "REVENUE": f"{data.rng.randint(1, 500) * 100000:.2f}",
+            "ADDRESS_CITY": data.rng.choice(data.cities),
+            "UF_CRM_1700000201": str(data.rng.randint(10**9, 10**10 - 1)),
+            "UF_CRM_1700000202": data.rng.choice(_enum_ids(portal, "company", "UF_CRM_1700000202")),
+        }
+    )
+    _multifields(portal, data, record, data.rng.choice(data.words))
+
+
+def _contact(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
+    last, first, middle = data.person()
+    companies = portal.store("company").ids
+    company = str(data.rng.choice(companies)) if companies and data.rng.random() < 0.8 else None
+    record.update(
+        {
+            "NAME": first,
+            "SECOND_NAME": middle,
+            "LAST_NAME": last,
+            "TYPE_ID": "CLIENT",
+            "POST": data.rng.choice(["Директор", "Менеджер", "Бухгалтер", "Инженер"]),
+            "COMPANY_ID": company,
+            "COMPANY_IDS": [company] if company else [],
+            "BIRTHDATE": (data.base - timedelta(days=data.rng.randint(7000, 22000)))
+            .replace(hour=0)
+            .isoformat(),
+            "EXPORT": "Y",
+            "UF_CRM_1700000101": data.rng.choice(["Телефон", "Почта", "Telegram"]),
+            "UF_CRM_1700000102": data.moment().replace(hour=0, minute=0, second=0).isoformat(),
+        }
+    )
+    _multifields(portal, data, record, last)
+
+
+def _lead(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
+    last, first, middle = data.person()
+    status = data.rng.choice(LEAD_STATUSES)
+    record.update(
+        {
+            "TITLE": f"Заявка: {data.rng.choice(data.words)}",
+            "NAME": first,
+            "SECOND_NAME": middle,
+            "LAST_NAME": last,
+            "STATUS_ID": status,
+            "STATUS_SEMANTIC_ID": "S"
+            if status == "CONVERTED"
+            else "F"
+            if status == "JUNK"
+            else "P",
+            "COMPANY_TITLE": data.rng.choice(data.companies),
+            "CURRENCY_ID": "RUB",
+            "OPPORTUNITY": f"{data.rng.randint(0, 300) * 1000:.2f}",
+            "UF_CRM_1700000301": str(data.rng.randint(1, 10)),
+            "UF_CRM_1700000302": ["1"],
+        }
+    )
+    _multifields(portal, data, record, last)
+
+
+def _deal(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
+    rng = data.rng
+    stage = rng.choice(DEAL_STAGES)
+    companies, contacts = portal.store("company").ids, portal.store("contact").ids
+    contact_ids = [str(rng.choice(contacts))] if contacts else []
+    begin = data.moment()
+    record.update(
+        {
+            "TITLE": f"Сделка: {rng.choice(data.words)} {rng.randint(1, 9999)}",
+            "TYPE_ID": "SALE",
+            "CATEGORY_ID": "0",
+            "STAGE_ID": stage,
+            "STAGE_SEMANTIC_ID": "S" if stage == "WON" else "F" if stage == "LOSE" else "P",
+            "CLOSED": "Y" if stage in ("WON", "LOSE") else "N",
+            "IS_NEW": "Y" if stage == "NEW" else "N",
+            "PROBABILITY": str(rng.randint(0, 100)),
+            "CURRENCY_ID": "RUB",
+            "OPPORTUNITY": f"{rng.randint(1, 2000) * 500:.2f}",
+            "TAX_VALUE": "0.00",
+            "COMPANY_ID": str(rng.choice(companies)) if companies else None,
+            "CONTACT_ID": contact_ids[0] if contact_ids else None,
+            "CONTACT_IDS": contact_ids,
+            "BEGINDATE": begin.replace(hour=0, minute=0, second=0).isoformat(),
+            "CLOSEDATE": (begin + timedelta(days=rng.randint(1, 90)))
+            .replace(hour=0, minute=0, second=0)
+            .isoformat(),
+            "COMMENTS": rng.choice(["", "Перезвонить", "Ждём оплату", "Отправить КП"]),
+            "UF_CRM_1700000001": rng.choice(["Сайт", "Звонок", "Выставка"]),
+            "UF_CRM_1700000002": str(rng.randint(1, 50)),
+            "UF_CRM_1700000003": f"{rng.randint(0, 30)}.5",
+            "UF_CRM_1700000004": rng.choice(["1", "0"]),
+            "UF_CRM_1700000005": begin.replace(hour=0, minute=0, second=0).isoformat(),
+            "UF_CRM_1700000006": begin.isoformat(),
+            "UF_CRM_1700000007": rng.choice(_enum_ids(portal, "deal", "UF_CRM_1700000007")),
+            "UF_CRM_1700000008": f"{rng.randint(10, 900) * 1000}.00|RUB",
+            "UF_CRM_1700000009": rng.sample(data.words, 2),
+            "UF_CRM_1700000010": f"C_{contact_ids[0]}" if contact_ids else None,
+            "UF_CRM_1700000011": None,
+        }
+    )
+
+
+_MAKERS = {"company": _company, "contact": _contact, "lead": _lead, "deal": _deal}

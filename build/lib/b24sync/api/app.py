@@ -1,0 +1,202 @@
+"""Routes of the public contract (DESIGN.md) over the service; errors become 4xx with a message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from b24sync.api.auth import Authenticator, NotAuthenticated, Principal
+from b24sync.api.deps import bearer_token
+from b24sync.api.metrics import render_metrics
+from b24sync.api.testdata import testdata_router
+from b24sync.errors import (
+    BitrixError,
+    EventsUnavailable,
+    ForbiddenEvent,
+    InstallRefused,
+    MalformedEvent,
+    SyncAlreadyRunning,
+    UnknownEntity,
+    UnsafeHandlerUrl,
+)
+from b24sync.seed import SeedBusy
+from b24sync.service import SyncService
+from b24sync.web.routes import mount_static, web_router
+
+EntityName = Literal["deal", "contact", "lead", "company"]
+SSE_POLL_SECONDS = 1.0
+
+# exception class -> HTTP status; every one is answered {"detail": message}
+ERROR_STATUS: dict[type[Exception], int] = {
+    NotAuthenticated: 401,
+    ForbiddenEvent: 403,
+    InstallRefused: 403,
+    MalformedEvent: 400,
+    SyncAlreadyRunning: 409,
+    EventsUnavailable: 409,
+    UnknownEntity: 422,
+    UnsafeHandlerUrl: 422,
+    SeedBusy: 409,
+    BitrixError: 502,  # the portal (or its OAuth server) refused or failed: say why
+}
+
+
+class StartSync(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sync_type: Literal["full", "incremental"] = "incremental"
+
+
+class SchedulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    interval_minutes: int | None = Field(default=None, ge=1, le=10080)
+    webhook_enabled: bool | None = None
+
+
+async def require_user(request: Request) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(bearer_token(request))
+
+
+User = Annotated[Principal, Depends(require_user)]
+
+
+def create_app(service: SyncService) -> FastAPI:
+    authenticator = Authenticator(service.settings)
+    app = FastAPI(
+        title="b24sync",
+        summary="A PostgreSQL copy of a Bitrix24 CRM, kept current.",
+        version="0.1.0",
+    )
+    app.state.service = service
+    app.state.authenticator = authenticator
+
+    for exc_class, status in ERROR_STATUS.items():
+        app.add_exception_handler(exc_class, _error_handler(status))
+
+    metrics_dependencies = [] if service.settings.metrics_public else [Depends(require_user)]
+
+    @app.get("/health", tags=["service"])
+    async def health() -> JSONResponse:
+        report = await service.health()
+        return JSONResponse(report, status_code=200 if report["database"]["ok"] else 503)
+
+    @app.get("/metrics", tags=["service"], dependencies=metrics_dependencies)
+    async def metrics() -> Response:
+        body, content_type = render_metrics(await service.metrics_snapshot())
+        return Response(body, media_type=content_type)
+
+    api = APIRouter(prefix="/api/v1")
+
+    @api.post("/sync/start/{entity}", status_code=202, tags=["sync"])
+    async def start_sync(entity: EntityName, body: StartSync, _: User) -> dict[str, Any]:
+        run_id = await service.request_sync(entity, body.sync_type)
+        return {"run_id": run_id, "entity": entity, "sync_type": body.sync_type, "status": "queued"}
+
+    @api.get("/sync/status", tags=["sync"])
+    async def sync_status(_: User) -> dict[str, Any]:
+        return {"entities": await service.status()}
+
+    @api.get("/sync/runs", tags=["sync"])
+    async def sync_runs(
+        _: User,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        entity: EntityName | None = None,
+        status: Literal["queued", "running", "success", "failed", "interrupted", "skipped"]
+        | None = None,
+    ) -> dict[str, Any]:
+        found, total = await service.runs(limit=limit, offset=offset, entity=entity, status=status)
+        return {"runs": _jsonable(found), "total": total, "limit": limit, "offset": offset}
+
+    @api.get("/sync/config", tags=["sync"])
+    async def get_config(_: User) -> dict[str, Any]:
+        return {name: s.as_json() for name, s in (await service.schedules()).items()}
+
+    @api.put("/sync/config", tags=["sync"])
+    async def put_config(changes: dict[EntityName, SchedulePatch], _: User) -> dict[str, Any]:
+        patches: dict[str, dict[str, Any]] = {
+            name: p.model_dump(exclude_none=True) for name, p in changes.items()
+        }
+        updated = await service.update_schedules(patches)
+        return {name: s.as_json() for name, s in updated.items()}
+
+    @api.get("/sync/events", tags=["sync"])
+    async def sync_events(request: Request, _: User) -> EventSourceResponse:
+        return EventSourceResponse(_live_updates(request, service.live_snapshot))
+
+    @api.post("/webhooks/register", tags=["events"])
+    async def register(
+        _: User, handler_base_url: str | None = None, offline: bool = False
+    ) -> dict[str, Any]:
+        """Bind the CRM events (local application only): online to handler_base_url, or
+        offline=true for the drain task."""
+        return await service.register_events(handler_base_url, offline=offline)
+
+    @api.delete("/webhooks/unregister", tags=["events"])
+    async def unregister(
+        _: User, handler_base_url: str | None = None, offline: bool = False
+    ) -> dict[str, Any]:
+        return await service.unregister_events(handler_base_url, offline=offline)
+
+    @api.get("/webhooks/registered", tags=["events"])
+    async def registered(_: User) -> dict[str, Any]:
+        return await service.registered_events()
+
+    @api.post("/webhooks/bitrix", tags=["events"])
+    async def receive(request: Request) -> dict[str, Any]:
+        """The event receiver: Bitrix24 POSTs form-encoded events here."""
+        form = await _form(request)
+        event_id = await service.receive_event(form)
+        return {"accepted": True, "id": event_id}
+
+    @api.post("/app/install", tags=["events"])
+    async def install(request: Request) -> dict[str, Any]:
+        """The local application's installation path: the portal POSTs its tokens here."""
+        return await service.install_application(await _form(request))
+
+    app.include_router(api)
+    app.include_router(testdata_router())
+    app.include_router(web_router())
+    mount_static(app)
+    return app
+
+
+async def _form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if "application/x-www-form-urlencoded" not in content_type:
+        raise MalformedEvent("send the event form-encoded (application/x-www-form-urlencoded)")
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    return handle
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+async def _live_updates(
+    request: Request, snapshot: Callable[[], Awaitable[dict[str, Any]]]
+) -> AsyncIterator[dict[str, str]]:
+    """Poll the run log (shared by every process) and send each change as an SSE event."""
+    last = ""
+    while not await request.is_disconnected():
+        current = json.dumps(await snapshot(), default=str)
+        if current != last:
+            last = current
+            yield {"event": "runs", "data": current}
+        await asyncio.sleep(SSE_POLL_SECONDS)

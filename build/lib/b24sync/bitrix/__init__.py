@@ -1,0 +1,1 @@
+"""Bitrix24 REST: the async client, its limiter and the fast keyset export."""

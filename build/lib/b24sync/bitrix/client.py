@@ -1,0 +1,192 @@
+"""The async Bitrix24 REST client: one seam (an httpx.AsyncClient) to the portal.
+
+Retries with exponential backoff and jitter for QUERY_LIMIT_EXCEEDED, 5xx, timeouts and dropped
+connections; OPERATION_TIME_LIMIT waits until the method's reset (limits.md). Messages never
+carry a token: :mod:`b24sync.bitrix.auth` builds the URL and the auth parameters, and an
+expired application token is renewed once per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from b24sync.bitrix.auth import RENEWABLE_CODES, PortalAuth
+from b24sync.bitrix.limiter import LeakyBucket, OperatingPacer, RequestLimiter
+from b24sync.errors import (
+    BadRequest,
+    BitrixError,
+    MethodNotFound,
+    OperationTimeLimit,
+    PortalAuthError,
+    PortalServerError,
+    RateLimited,
+    RecordNotFound,
+)
+from b24sync.redaction import redact
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 50
+_AUTH_CODES = {
+    "INVALID_CREDENTIALS",
+    "NO_AUTH_FOUND",
+    "ACCESS_DENIED",
+    "insufficient_scope",
+    "expired_token",
+    "invalid_token",
+    "user_access_error",
+    "PORTAL_DELETED",
+    "OVERLOAD_LIMIT",
+    "INVALID_REQUEST",
+    "WRONG_AUTH_TYPE",
+}
+
+JsonDict = dict[str, Any]
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        backoff: float = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class CallCounters:
+    http_calls: int = 0
+    commands: int = 0
+    retries: int = 0
+
+
+@dataclass
+class BatchResult:
+    result: dict[str, Any]
+    errors: dict[str, JsonDict]
+    total: dict[str, int]
+    next: dict[str, int]
+    times: dict[str, JsonDict]  # per command: the `time` block, with that method's `operating`
+
+
+def error_for(payload: Any, status: int, method: str) -> BitrixError:
+    """Map an error envelope to the exception family the caller can act on."""
+    code = str(payload.get("error", "")) if isinstance(payload, dict) else ""
+    text = str(payload.get("error_description", "")) if isinstance(payload, dict) else ""
+    message = redact(f"{method}: {code or 'error'} {text}".strip())
+    kind: type[BitrixError]
+    if code == "QUERY_LIMIT_EXCEEDED":
+        kind = RateLimited
+    elif code == "OPERATION_TIME_LIMIT":
+        kind = OperationTimeLimit
+    elif code in _AUTH_CODES:
+        kind = PortalAuthError
+    elif code == "ERROR_METHOD_NOT_FOUND":
+        kind = MethodNotFound
+    elif text == "Not found":
+        kind = RecordNotFound
+    elif status >= 500:
+        kind = PortalServerError
+    else:
+        kind = BadRequest
+    return kind(message, code=code, status=status, method=method)
+
+
+@dataclass
+class BitrixClient:
+    http: httpx.AsyncClient
+    auth: PortalAuth
+    limiter: RequestLimiter = field(default_factory=LeakyBucket)
+    pacer: OperatingPacer = field(default_factory=OperatingPacer)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    counters: CallCounters = field(default_factory=CallCounters)
+    last_time: JsonDict = field(default_factory=dict)
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> JsonDict:
+        """One REST call; returns the whole envelope (result, total, next, time)."""
+        self.counters.commands += 1
+        return await self._post(method, dict(params or {}))
+
+    async def batch(self, commands: Mapping[str, str], *, halt: bool = False) -> BatchResult:
+        """Run ``name -> "method?query"`` commands, 50 per HTTP call (split transparently).
+
+        ``$result[name]`` references work within one chunk of 50 only.
+        """
+        merged = BatchResult({}, {}, {}, {}, {})
+        items = list(commands.items())
+        for offset in range(0, len(items), MAX_BATCH):
+            chunk = dict(items[offset : offset + MAX_BATCH])
+            self.counters.commands += len(chunk)
+            envelope = await self._post("batch", {"halt": 1 if halt else 0, "cmd": chunk})
+            body = envelope.get("result") or {}
+            for attr, key in (
+                ("result", "result"),
+                ("errors", "result_error"),
+                ("total", "result_total"),
+                ("next", "result_next"),
+                ("times", "result_time"),
+            ):
+                part = body.get(key) or {}
+                if isinstance(part, list):  # empty parts, and results of list-shaped cmd
+                    part = dict(enumerate(part))
+                getattr(merged, attr).update({str(k): v for k, v in part.items()})
+        for command_time in merged.times.values():
+            self.pacer.observe(command_time)
+        return merged
+
+    async def _post(self, method: str, params: JsonDict) -> JsonDict:
+        renewed = False
+        for attempt in range(self.retry.attempts):
+            url, auth_params = await self.auth.target(self.http, method)
+            await self.pacer.wait()
+            await self.limiter.acquire()
+            self.counters.http_calls += 1
+            try:
+                response = await self.http.post(url, json=params | auth_params)
+                payload = response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                failure: BitrixError = PortalServerError(
+                    redact(f"{method}: {type(exc).__name__} talking to the portal"), method=method
+                )
+            else:
+                if (
+                    response.status_code == 200
+                    and isinstance(payload, dict)
+                    and "error" not in payload
+                ):
+                    self.last_time = payload.get("time") or {}
+                    if method != "batch":  # the outer batch is not counted (limits.md)
+                        self.pacer.observe(self.last_time)
+                    return payload
+                failure = error_for(payload, response.status_code, method)
+                if (
+                    failure.code in RENEWABLE_CODES
+                    and not renewed
+                    and await self.auth.renew(self.http, auth_params)
+                ):
+                    renewed = True  # an expired access token: once, with the new pair
+                    continue
+            if not isinstance(failure, (RateLimited, OperationTimeLimit, PortalServerError)):
+                raise failure
+            if attempt == self.retry.attempts - 1:
+                raise failure
+            self.counters.retries += 1
+            await asyncio.sleep(self._pause(failure, attempt))
+        raise AssertionError("unreachable")
+
+    def _pause(self, failure: BitrixError, attempt: int) -> float:
+        if isinstance(failure, RateLimited):
+            self.limiter.penalise()
+        if isinstance(failure, OperationTimeLimit):
+            self.pacer.blocked(float(self.last_time.get("operating_reset_at") or 0))
+            return 0.0  # the pacer waits before the next attempt
+        log.info("retrying %s after %s", failure.method, failure.code or type(failure).__name__)
+        return self.retry.delay(attempt)

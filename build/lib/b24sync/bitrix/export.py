@@ -1,0 +1,211 @@
+"""The fast export: `start=-1` keyset pages (huge-data.md), 50 list commands per batch call.
+
+The ID space is cut into independent ranges ``(lo, hi]`` sized from the observed density so
+that each holds about one page. A range that returns a full page and has not reached ``hi``
+gets a follow-up command from its last ID; the open tail above the highest ID seen at the start
+is read last, so records added during the export are not missed. Ranges never overlap, so no
+record is read twice, and every ID between the first and the last belongs to exactly one range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.encoding import encode_params
+from b24sync.errors import BitrixError
+
+PAGE = 50
+Record = dict[str, Any]
+
+
+@dataclass
+class IdRange:
+    """IDs ``lo < id <= hi``; ``hi=None`` is the open tail."""
+
+    lo: int
+    hi: int | None
+
+
+@dataclass
+class ExportPage:
+    records: list[Record]
+    # every ID <= watermark has been exported (for a resumable checkpoint)
+    watermark: int
+    # how many records the whole export will have yielded, estimated from the ID density
+    estimated_total: int
+
+
+@dataclass
+class RangePlanner:
+    """Hands out ranges; tracks which are done to compute the contiguous watermark."""
+
+    start_after: int
+    top: int
+    width: int
+    pending: deque[IdRange] = field(default_factory=deque)
+    done_until: int = 0
+    _completed: dict[int, int] = field(default_factory=dict)  # lo -> hi of completed ranges
+
+    def __post_init__(self) -> None:
+        self.done_until = self.start_after
+        lo = self.start_after
+        while lo < self.top:
+            hi = min(self.top, lo + self.width)
+            self.pending.append(IdRange(lo, hi))
+            lo = hi
+        self.pending.append(IdRange(self.top, None))
+
+    def complete(self, original_lo: int, hi: int) -> None:
+        self._completed[original_lo] = hi
+        while self.done_until in self._completed:
+            self.done_until = self._completed.pop(self.done_until)
+
+
+async def export_records(
+    client: BitrixClient,
+    method: str,
+    *,
+    select: list[str],
+    filter: Mapping[str, Any] | None = None,
+    start_after: int = 0,
+    commands_per_call: int = 50,
+    parallel_calls: int = 2,
+) -> AsyncIterator[ExportPage]:
+    """Yield every matching record once, as pages of up to ``commands_per_call * 50`` records.
+
+    ``parallel_calls`` batch calls run side by side (disjoint ranges, so order does not matter);
+    the leaky bucket still paces them.
+    """
+    base_filter = dict(filter or {})
+    select_with_id = list(dict.fromkeys(["ID", *select]))
+
+    def command(rng: IdRange) -> str:
+        flt: dict[str, Any] = {**base_filter, ">ID": rng.lo}
+        if rng.hi is not None:
+            flt["<=ID"] = rng.hi
+        return f"{method}?" + encode_params(
+            {"order": {"ID": "ASC"}, "filter": flt, "select": select_with_id, "start": -1}
+        )
+
+    # Probe: the first page and the highest matching ID, in one call.
+    probe_filter = {**base_filter, ">ID": start_after}
+    probe = await client.batch(
+        {
+            "first": command(IdRange(start_after, None)),
+            "last": f"{method}?"
+            + encode_params(
+                {"order": {"ID": "DESC"}, "filter": probe_filter, "select": ["ID"], "start": -1}
+            ),
+        }
+    )
+    _raise_first(probe.errors)
+    first: list[Record] = probe.result.get("first") or []
+    last: list[Record] = probe.result.get("last") or []
+    if not first:
+        return
+    top = int(last[0]["ID"]) if last else int(first[-1]["ID"])
+    first_last_id = int(first[-1]["ID"])
+    if len(first) < PAGE:
+        yield ExportPage(first, max(top, first_last_id), len(first))
+        return
+    span = max(1, first_last_id - start_after)
+    width = max(PAGE, math.floor(PAGE * span / len(first)))
+    estimate = len(first) + math.ceil((top - first_last_id) * len(first) / span)
+    planner = RangePlanner(first_last_id, top, width)
+    yield ExportPage(first, first_last_id, estimate)
+    # original lo of each live range, to report completion when its follow-ups finish
+    origin: dict[int, int] = {}
+    throttled_waves = 0
+    while planner.pending:
+        waves: list[list[IdRange]] = []
+        while planner.pending and len(waves) < parallel_calls:
+            wave: list[IdRange] = []
+            while planner.pending and len(wave) < commands_per_call:
+                wave.append(planner.pending.popleft())
+            waves.append(wave)
+        batches = await asyncio.gather(
+            *(client.batch({f"r{i}": command(r) for i, r in enumerate(w)}) for w in waves)
+        )
+        records: list[Record] = []
+        for wave, batch in zip(waves, batches, strict=True):
+            limited = _limited_commands(batch.errors)
+            _raise_first({k: v for k, v in batch.errors.items() if k not in limited})
+            if limited:
+                throttled_waves += 1
+                if throttled_waves > client.retry.attempts:
+                    _raise_first(batch.errors)
+                client.pacer.blocked(0.0)
+            for i, rng in enumerate(wave):
+                if f"r{i}" in limited:  # the portal refused this command for now: ask again
+                    planner.pending.appendleft(rng)
+                    continue
+                page: list[Record] = batch.result.get(f"r{i}") or []
+                records.extend(page)
+                start_lo = origin.pop(rng.lo, rng.lo)
+                last_id = int(page[-1]["ID"]) if page else None
+                exhausted = len(page) < PAGE or (rng.hi is not None and last_id == rng.hi)
+                if exhausted:
+                    planner.complete(
+                        start_lo, rng.hi if rng.hi is not None else max(last_id or 0, rng.lo)
+                    )
+                else:
+                    assert last_id is not None
+                    origin[last_id] = start_lo
+                    # follow-ups go first, so the watermark advances steadily
+                    planner.pending.appendleft(IdRange(last_id, rng.hi))
+        yield ExportPage(records, planner.done_until, estimate)
+
+
+_RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"})
+
+
+def _limited_commands(errors: dict[str, dict[str, Any]]) -> set[str]:
+    """Commands inside a batch that a limit refused; they are retried, not failed."""
+    return {key for key, error in errors.items() if error.get("error") in _RETRYABLE_COMMAND_ERRORS}
+
+
+def _raise_first(errors: dict[str, dict[str, Any]]) -> None:
+    if errors:
+        key, error = next(iter(errors.items()))
+        raise BitrixError(
+            f"export command {key} failed: {error.get('error')} {error.get('error_description')}",
+            code=str(error.get("error", "")),
+        )
+
+
+async def prefetched(pages: AsyncIterator[ExportPage], depth: int = 2) -> AsyncIterator[ExportPage]:
+    """Fetch up to ``depth`` pages ahead while the caller loads the current one.
+
+    The portal's server time and our parsing and loading then overlap instead of adding up.
+    Pages keep their order, so checkpoints stay monotonic.
+    """
+    queue: asyncio.Queue[ExportPage | BaseException | None] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+            await queue.put(None)
+        except BaseException as exc:  # hand any failure to the consumer, then stop
+            await queue.put(exc)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer

@@ -1,0 +1,80 @@
+"""procrastinate tasks: queued syncs, event application, the per-minute scheduler tick and
+offline-event drain (a local application's queued events, when it has no public URL).
+
+The tasks are closures over one :class:`SyncService`, so every process (``serve``, ``run``,
+``worker``) builds its own app from its own service; the queue itself is shared in PostgreSQL.
+Locks: a sync job holds lock ``sync:<entity>`` and its queueing lock refuses a second queued one;
+the event-apply job is single-queued the same way; periodic deferral is unique per minute, so
+any number of workers tick once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+from procrastinate import PsycopgConnector, RetryStrategy
+
+from b24sync.errors import PortalServerError, SyncAlreadyRunning, TransientSyncFailure
+from b24sync.service import TASK_APPLY_EVENTS, TASK_SYNC, SyncService
+from b24sync.store.database import libpq_url
+
+log = logging.getLogger(__name__)
+
+TASK_TICK = "scheduler_tick"
+TASK_DRAIN = "drain_offline_events"
+WORKER_CONCURRENCY = 4  # syncs of different entities run side by side; the portal limit is shared
+
+SYNC_RETRY = RetryStrategy(
+    max_attempts=4, exponential_wait=10, retry_exceptions={TransientSyncFailure}
+)
+APPLY_RETRY = RetryStrategy(
+    max_attempts=30, wait=5, retry_exceptions={TransientSyncFailure, SyncAlreadyRunning}
+)
+
+DRAIN_RETRY = RetryStrategy(max_attempts=3, wait=10, retry_exceptions={PortalServerError})
+
+
+def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastinate.App:
+    """The tasks over ``service``; ``scheduler=False`` leaves out the per-minute tick."""
+    app = procrastinate.App(connector=PsycopgConnector(conninfo=libpq_url(service.database_url)))
+
+    @app.task(name=TASK_SYNC, retry=SYNC_RETRY)
+    async def sync_entity(entity: str, mode: str, run_id: int) -> None:
+        summary = await service.run_queued(entity, mode, run_id)
+        if summary is not None:
+            log.info("sync %s %s: %s", entity, mode, summary.status)
+
+    @app.task(name=TASK_APPLY_EVENTS, retry=APPLY_RETRY)
+    async def apply_events() -> None:
+        applied = await service.apply_events()
+        log.info("applied %d events", applied)
+
+    if scheduler:
+
+        @app.periodic(cron="* * * * *")
+        @app.task(name=TASK_TICK, queueing_lock=TASK_TICK)
+        async def scheduler_tick(timestamp: int) -> None:
+            queued = await service.queue_due_syncs()
+            if queued:
+                log.info("scheduled syncs queued: %s", ", ".join(queued))
+
+        @app.periodic(cron="* * * * *")
+        @app.task(name=TASK_DRAIN, queueing_lock=TASK_DRAIN, retry=DRAIN_RETRY)
+        async def drain_offline_events(timestamp: int) -> None:
+            drained = await service.drain_offline_events()
+            if drained:
+                log.info("drained %d offline events", drained)
+
+    service.jobs = app
+    return app
+
+
+async def run_worker(app: procrastinate.App, *, name: str = "b24sync") -> None:
+    """Run jobs until cancelled; the caller owns signal handling."""
+    await app.run_worker_async(
+        name=name,
+        concurrency=WORKER_CONCURRENCY,
+        install_signal_handlers=False,
+        delete_jobs="successful",
+    )

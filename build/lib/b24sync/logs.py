@@ -1,0 +1,59 @@
+"""One logging setup: key=value lines, every record passed through the redaction filter."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from b24sync.redaction import redact
+
+
+class RedactionFilter(logging.Filter):
+    """Rewrites each record's final message with secrets masked (also in exception text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``ts=... level=... logger=... msg="..."`` plus any ``extra`` fields given as kv=."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields.update(getattr(record, "kv", {}) or {})
+        line = " ".join(f"{k}={_quote(str(v))}" for k, v in fields.items())
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        return redact(line)
+
+
+def _quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "-_.:/+@" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def configure_logging(debug: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    handler.addFilter(RedactionFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    noisy_loggers = ("httpx", "httpcore", "uvicorn.access", "asyncio", "pgserver", "alembic")
+    for noisy in (*noisy_loggers, *(() if debug else ("procrastinate", "sse_starlette"))):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "procrastinate"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

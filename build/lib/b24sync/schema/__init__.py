@@ -1,0 +1,1 @@
+"""Bitrix24 field metadata -> PostgreSQL tables: identifiers, the type map, the DDL planner."""

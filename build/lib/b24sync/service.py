@@ -1,0 +1,545 @@
+"""The always-on service's use cases; the API, the jobs and the CLI call these and nothing lower.
+
+Everything that crosses processes goes through PostgreSQL: a requested sync is a 'queued' row in
+the run log plus a procrastinate job, a received event is a row in the inbox plus a job, and
+progress is read back from the run log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from psycopg import AsyncConnection
+
+from b24sync.bitrix.auth import AppAuth, installed_tokens, portal_accepts
+from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.encoding import encode_params
+from b24sync.config import Settings
+from b24sync.entities import ENTITIES, entity_named
+from b24sync.errors import (
+    BitrixError,
+    EventsUnavailable,
+    InstallRefused,
+    MalformedEvent,
+    SyncAlreadyRunning,
+    TransientSyncFailure,
+    UnsafeHandlerUrl,
+)
+from b24sync.seed import TestData
+from b24sync.store import inbox, runs, schedule
+from b24sync.store.app_tokens import PgTokenStore
+from b24sync.store.database import libpq_url
+from b24sync.store.overview import entity_status
+from b24sync.store.runs import RunCounts
+from b24sync.sync.engine import SyncEngine, SyncSummary
+from b24sync.sync.events import (
+    CRM_EVENT_NAMES,
+    CrmEvent,
+    offline_event,
+    parse_event,
+    verify_token,
+)
+
+log = logging.getLogger(__name__)
+
+TASK_SYNC = "sync_entity"
+TASK_APPLY_EVENTS = "apply_events"
+EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
+HANDLER_PATH = "/api/v1/webhooks/bitrix"
+PORTAL_CHECK_TTL_SECONDS = 60.0
+OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
+
+INBOUND_WEBHOOK_EVENTS_HELP = (
+    "The portal binds event handlers only for applications (OAuth), not for an inbound webhook. "
+    "Two ways work: (1) in the portal, Developer resources > Other > Outbound webhook: handler "
+    "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY}"
+    "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
+    "local application: installation path <your base URL>/api/v1/app/install, then "
+    "BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET, after which register binds "
+    "the events (online, or offline with no public URL). Until then the scheduled incremental "
+    "syncs keep the copy current."
+)
+APPLICATION_EVENTS_HELP = (
+    "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
+    "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach and "
+    "BITRIX_APPLICATION_TOKEN set to the application's token); offline mode (offline=true) needs "
+    "no public URL: the portal queues the events and a task drains event.offline.get every minute."
+)
+
+
+@dataclass
+class SyncService:
+    settings: Settings
+    database_url: str
+    engine: SyncEngine
+    jobs: procrastinate.App | None = None
+    _portal_checked: tuple[float, bool, str] = field(default=(0.0, False, ""))
+
+    @property
+    def client(self) -> BitrixClient:
+        return self.engine.client
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        async with await AsyncConnection.connect(
+            libpq_url(self.database_url), autocommit=True
+        ) as conn:
+            yield conn
+
+    def _jobs(self) -> procrastinate.App:
+        if self.jobs is None:
+            raise RuntimeError("the service was built without a job queue")
+        return self.jobs
+
+    # --- syncs ---------------------------------------------------------------------------------
+
+    async def request_sync(self, entity_name: str, mode: str) -> int:
+        """Queue a sync; returns the run id. SyncAlreadyRunning when one is queued or running."""
+        entity = entity_named(entity_name)
+        async with self._connection() as conn:
+            busy = await self.engine.running_entities(conn) | await runs.queued_entities(conn)
+            if entity.name in busy:
+                raise SyncAlreadyRunning(f"a {entity.name} sync is already queued or running")
+            run_id = await runs.queue_run(conn, entity.name, mode)
+            lock = f"sync:{entity.name}"
+            try:
+                await (
+                    self._jobs()
+                    .configure_task(TASK_SYNC, lock=lock, queueing_lock=lock)
+                    .defer_async(entity=entity.name, mode=mode, run_id=run_id)
+                )
+            except AlreadyEnqueued:
+                await runs.drop_queued_run(conn, run_id)
+                raise SyncAlreadyRunning(f"a {entity.name} sync is already queued") from None
+        return run_id
+
+    async def run_queued(self, entity_name: str, mode: str, run_id: int) -> SyncSummary | None:
+        """The job body: run the queued sync; a transient failure raises so the job retries."""
+        entity = entity_named(entity_name)
+        try:
+            summary = await self.engine.run_mode(entity, mode, run_id)
+        except SyncAlreadyRunning as exc:
+            async with self._connection() as conn:
+                await runs.finish_run(conn, run_id, RunCounts(), "skipped", str(exc))
+            return None
+        if summary.transient:
+            raise TransientSyncFailure(summary.error or "transient failure")
+        return summary
+
+    async def queue_due_syncs(self, now: datetime | None = None) -> list[str]:
+        """The scheduler tick: queue an incremental sync of each enabled entity that is due."""
+        now = now or datetime.now(UTC)
+        async with self._connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            starts = await schedule.last_scheduled_starts(conn)
+        queued = []
+        for name, entity_schedule in schedules.items():
+            due = schedule.next_run_at(entity_schedule, starts.get(name), now)
+            if due is None or due > now:
+                continue
+            try:
+                await self.request_sync(name, "incremental")
+            except SyncAlreadyRunning:
+                continue
+            queued.append(name)
+        return queued
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def status(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        async with self._connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            starts = await schedule.last_scheduled_starts(conn)
+            running = await self.engine.running_entities(conn)
+            queued = await runs.queued_entities(conn)
+        result = []
+        for row in await entity_status(self.database_url):
+            name = row["entity"]
+            state = (
+                "running"
+                if name in running
+                else "queued"
+                if name in queued
+                else "idle"
+                if schedules[name].enabled
+                else "disabled"
+            )
+            next_run = schedule.next_run_at(schedules[name], starts.get(name), now)
+            result.append(
+                row
+                | {
+                    "state": state,
+                    "schedule": schedules[name].as_json(),
+                    "next_run_at": next_run.isoformat() if next_run else None,
+                }
+            )
+        return result
+
+    async def runs(
+        self, *, limit: int, offset: int, entity: str | None, status: str | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        async with self._connection() as conn:
+            return await runs.list_runs(
+                conn, limit=limit, offset=offset, entity=entity, status=status
+            )
+
+    async def live_snapshot(self) -> dict[str, Any]:
+        """What the dashboard's live view shows: runs in flight and the newest finished ones."""
+        async with self._connection() as conn:
+            recent, _ = await runs.list_runs(conn, limit=8)
+            running = await self.engine.running_entities(conn)
+            stats = await inbox.inbox_stats(conn)
+        return {
+            "running": sorted(running),
+            "runs": recent,
+            "events_pending": stats.pending,
+            "last_event_at": stats.last_received_at,
+        }
+
+    async def schedules(self) -> dict[str, schedule.EntitySchedule]:
+        async with self._connection() as conn:
+            return await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+
+    async def update_schedules(
+        self, changes: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, schedule.EntitySchedule]:
+        """Apply partial changes ``{entity: {enabled?, interval_minutes?, webhook_enabled?}}``."""
+        current = await self.schedules()
+        async with self._connection() as conn, conn.transaction():
+            for name, patch in changes.items():
+                entity = entity_named(name)
+                merged = current[entity.name].as_json() | dict(patch)
+                await schedule.write_schedule(conn, entity.name, schedule.EntitySchedule(**merged))
+        return await self.schedules()
+
+    async def health(self) -> dict[str, Any]:
+        database_ok, database_error = True, ""
+        try:
+            async with self._connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # health reports every failure, it never raises
+            database_ok, database_error = False, type(exc).__name__
+        portal_ok, portal_error = await self._portal_reachable()
+        return {
+            "status": "ok" if database_ok and portal_ok else "degraded",
+            "database": {"ok": database_ok, "error": database_error or None},
+            "portal": {
+                "ok": portal_ok,
+                "url": self.client.auth.masked,
+                "error": portal_error or None,
+            },
+        }
+
+    async def _portal_reachable(self) -> tuple[bool, str]:
+        """One cheap call a minute at most: health checks must not eat the request budget."""
+        checked_at, ok, error = self._portal_checked
+        if time.monotonic() - checked_at < PORTAL_CHECK_TTL_SECONDS:
+            return ok, error
+        try:
+            await self.client.call("profile")
+            ok, error = True, ""
+        except BitrixError as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        self._portal_checked = (time.monotonic(), ok, error)
+        return ok, error
+
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        async with self._connection() as conn:
+            totals = await runs.run_totals(conn)
+            stats = await inbox.inbox_stats(conn)
+        return {
+            "runs": totals,
+            "rows": {row["entity"]: row["rows"] for row in await entity_status(self.database_url)},
+            "events_pending": stats.pending,
+            "event_lag_seconds": _age_seconds(stats.oldest_pending_at),
+            "rate_limit_wait_seconds": self.client.limiter.waited_seconds,
+            "process_api_calls": self.client.counters.http_calls,
+        }
+
+    # --- events --------------------------------------------------------------------------------
+
+    async def receive_event(self, form: Mapping[str, str]) -> int:
+        """Verify and store one event, then make sure an apply job is queued."""
+        event = parse_event(form)
+        verify_token(event, await self._application_token())
+        async with self._connection() as conn:
+            event_id = await self._store(conn, event)
+        await self._defer_apply()
+        return event_id
+
+    async def _store(self, conn: AsyncConnection[Any], event: CrmEvent) -> int:
+        return await inbox.store_event(
+            conn,
+            event_name=event.name,
+            entity=event.entity,
+            record_id=event.record_id,
+            member_id=event.member_id,
+            event_ts=event.ts,
+            payload=event.stored_payload(),
+        )
+
+    async def _defer_apply(self) -> None:
+        with suppress(AlreadyEnqueued):  # the queued apply job will pick new events up too
+            await (
+                self._jobs()
+                .configure_task(
+                    TASK_APPLY_EVENTS, lock=TASK_APPLY_EVENTS, queueing_lock=TASK_APPLY_EVENTS
+                )
+                .defer_async()
+            )
+
+    async def apply_events(self) -> int:
+        """Apply every pending event: per entity, one by-ids sync of the changed records."""
+        applied = 0
+        async with self._connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            claimed = True
+            while claimed:  # until a pass finds nothing it can claim (others may hold some)
+                claimed = False
+                for name in await inbox.pending_entities(conn):
+                    count = await self._apply_entity(conn, name, schedules[name].webhook_enabled)
+                    claimed = claimed or count > 0
+                    applied += count
+        return applied
+
+    async def _apply_entity(self, conn: AsyncConnection[Any], name: str, enabled: bool) -> int:
+        """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
+        async with conn.transaction():
+            pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
+            ids = [p.id for p in pending]
+            if not ids:
+                return 0
+            if not enabled:
+                await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
+                return 0
+            summary = await self.engine.by_ids(entity_named(name), [p.record_id for p in pending])
+            if summary.status != "success":
+                raise TransientSyncFailure(summary.error or "by-ids sync failed")
+            await inbox.mark_processed(conn, ids)
+        return len(ids)
+
+    # --- test data ---------------------------------------------------------------------------
+
+    def test_data(self) -> TestData:
+        return TestData(self.client, libpq_url(self.database_url))
+
+    async def test_data_busy(self) -> bool:
+        async with self._connection() as conn:
+            return await self.test_data().busy(conn)
+
+    # --- event registration --------------------------------------------------------------------
+
+    @property
+    def _application(self) -> bool:
+        return self.client.auth.kind == "application"
+
+    async def _application_token(self) -> str | None:
+        """BITRIX_APPLICATION_TOKEN, else the one the portal gave at installation."""
+        if self.settings.bitrix_application_token is not None:
+            return self.settings.bitrix_application_token.get_secret_value()
+        store = self._token_store()
+        stored = await store.load() if store is not None else None
+        return stored.application_token if stored and stored.application_token else None
+
+    def _token_store(self) -> PgTokenStore | None:
+        portal = self.settings.bitrix_portal_url
+        return PgTokenStore(self.database_url, portal) if portal else None
+
+    async def install_application(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """Keep the tokens a portal posts to the local application's installation path.
+
+        The route is public (the portal calls it), so the tokens are kept only after the
+        configured portal accepts the access token.
+        """
+        store = self._token_store()
+        if store is None:
+            raise InstallRefused(
+                "set BITRIX_PORTAL_URL to your portal's address before installing the local "
+                "application, so its tokens can be checked against it"
+            )
+        tokens = installed_tokens(form)
+        if not await portal_accepts(self.client.http, store.portal, tokens.access_token):
+            raise InstallRefused(f"{store.portal} did not accept the installation's access token")
+        await store.save(tokens)
+        if isinstance(self.client.auth, AppAuth):
+            self.client.auth.forget()
+        return {
+            "installed": True,
+            "portal": store.portal,
+            "member_id": tokens.member_id,
+            "application_token_stored": bool(tokens.application_token),
+        }
+
+    async def events_mode(self) -> dict[str, Any]:
+        return {
+            "auth": self.client.auth.kind,
+            "can_bind": self._application,
+            "application_token_set": await self._application_token() is not None,
+            "handler_path": HANDLER_PATH,
+            "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
+            "events": list(CRM_EVENT_NAMES),
+        }
+
+    async def registered_events(self) -> dict[str, Any]:
+        async with self._connection() as conn:
+            stats = await inbox.inbox_stats(conn)
+        bindings: list[dict[str, Any]] = []
+        bindings_error = None
+        if self._application:
+            try:
+                bindings = await self._bindings()
+            except BitrixError as exc:  # the page still shows the inbox; the reason is shown
+                bindings_error = str(exc)
+        return await self.events_mode() | {
+            "bindings": bindings,
+            "bindings_error": bindings_error,
+            "last_event_name": stats.last_event,
+            "last_event_at": stats.last_received_at.isoformat() if stats.last_received_at else None,
+            "events_pending": stats.pending,
+            "inbox_lag_seconds": _age_seconds(stats.oldest_pending_at),
+        }
+
+    async def _bindings(self) -> list[dict[str, Any]]:
+        envelope = await self.client.call("event.get")
+        return [
+            {
+                "event": b.get("event"),
+                "handler": b.get("handler") or None,
+                "offline": str(b.get("offline")) == "1",
+            }
+            for b in envelope.get("result") or []
+            if isinstance(b, dict) and b.get("event") in CRM_EVENT_NAMES
+        ]
+
+    async def register_events(
+        self, handler_base_url: str | None, *, offline: bool = False
+    ) -> dict[str, Any]:
+        """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
+        params = self._binding_params(handler_base_url, offline)
+        if not offline and await self._application_token() is None:
+            raise EventsUnavailable(
+                "no application token to check events with: install the application through "
+                "/api/v1/app/install or set BITRIX_APPLICATION_TOKEN, else every delivered event "
+                "would be refused (403). Or register with offline=true."
+            )
+        return await self._bind_all("event.bind", params)
+
+    async def unregister_events(
+        self, handler_base_url: str | None, *, offline: bool = False
+    ) -> dict[str, Any]:
+        return await self._bind_all("event.unbind", self._binding_params(handler_base_url, offline))
+
+    def _binding_params(self, handler_base_url: str | None, offline: bool) -> dict[str, str]:
+        handler = None
+        if handler_base_url is not None or not offline:
+            handler = handler_url(handler_base_url or "", allow_http=self._loopback_portal())
+        if not self._application:
+            raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+        if offline:
+            return {"event_type": "offline"}
+        assert handler is not None
+        return {"handler": handler}
+
+    async def _bind_all(self, method: str, params: dict[str, str]) -> dict[str, Any]:
+        result = await self.client.batch(
+            {
+                name: f"{method}?{encode_params({'event': name} | params)}"
+                for name in CRM_EVENT_NAMES
+            }
+        )
+        failed = {
+            name: str(error.get("error_description") or error)
+            for name, error in result.errors.items()
+        }
+        return {
+            "method": method,
+            "mode": params.get("event_type", "online"),
+            "handler": params.get("handler"),
+            "events": [name for name in CRM_EVENT_NAMES if name not in failed],
+            "failed": failed,
+        }
+
+    async def drain_offline_events(self) -> int:
+        """Move the portal's offline-event queue into the inbox; at least once, never lost.
+
+        Records are taken without clearing, stored, and only then cleared by their process id,
+        so a crash in between leaves them on the portal (marked for that process).
+        """
+        if not self._application:
+            return 0
+        drained = 0
+        while True:
+            envelope = await self.client.call(
+                "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
+            )
+            result = envelope.get("result") or {}
+            rows = [r for r in result.get("events") or [] if isinstance(r, dict)]
+            if not rows:
+                break
+            async with self._connection() as conn:
+                for row in rows:
+                    try:
+                        event = offline_event(row)
+                    except MalformedEvent as exc:
+                        log.warning("offline event %s skipped: %s", row.get("ID"), exc)
+                        continue
+                    await self._store(conn, event)
+            await self.client.call("event.offline.clear", {"process_id": result["process_id"]})
+            drained += len(rows)
+            if len(rows) < OFFLINE_EVENTS_PER_CALL:
+                break
+        if drained:
+            await self._defer_apply()
+        return drained
+
+    def _loopback_portal(self) -> bool:
+        return self.settings.debug or _is_loopback(urlsplit(self.client.auth.portal).hostname)
+
+
+def _age_seconds(since: datetime | None) -> float:
+    return (datetime.now(UTC) - since).total_seconds() if since else 0.0
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost", None):
+        return host == "localhost"
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def handler_url(base: str, *, allow_http: bool) -> str:
+    """``base`` + the receiver path, after checking the portal may safely be told to call it."""
+    parts = urlsplit(base.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeHandlerUrl("handler_base_url must be an absolute https:// URL")
+    if parts.username or parts.password:
+        raise UnsafeHandlerUrl("handler_base_url must not carry credentials")
+    if parts.query or parts.fragment:
+        raise UnsafeHandlerUrl("handler_base_url must not carry a query or a fragment")
+    if parts.scheme == "http" and not (allow_http and _is_loopback(parts.hostname)):
+        raise UnsafeHandlerUrl(
+            "handler_base_url must use https (plain http is accepted only for a loopback "
+            "address while developing against a local portal)"
+        )
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{HANDLER_PATH}"

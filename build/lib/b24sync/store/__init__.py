@@ -1,0 +1,1 @@
+"""PostgreSQL: connection, embedded server, service tables, migrations, bulk loader."""

@@ -1,0 +1,73 @@
+"""The local application's tokens in b24sync.app_tokens: one row per portal."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from b24sync.bitrix.auth import AppTokens
+from b24sync.store.database import libpq_url
+from b24sync.store.locks import waiting_lock
+
+REFRESH_WAIT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class PgTokenStore:
+    """A :class:`b24sync.bitrix.auth.TokenStore` in PostgreSQL, shared by every worker."""
+
+    database_url: str
+    portal: str
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        return await AsyncConnection.connect(libpq_url(self.database_url), autocommit=True)
+
+    async def load(self) -> AppTokens | None:
+        async with await self._connect() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT access_token, refresh_token, expires_at, member_id, application_token "
+                    "FROM b24sync.app_tokens WHERE portal = %s",
+                    (self.portal,),
+                )
+            ).fetchone()
+        if row is None:
+            return None
+        return AppTokens(
+            access_token=row[0],
+            refresh_token=row[1],
+            expires_at=row[2],
+            member_id=row[3],
+            application_token=row[4],
+        )
+
+    async def save(self, tokens: AppTokens) -> None:
+        """Store the pair; an empty application token (a refresh has none) keeps the stored one."""
+        async with await self._connect() as conn:
+            await conn.execute(
+                "INSERT INTO b24sync.app_tokens (portal, access_token, refresh_token, expires_at, "
+                "member_id, application_token) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (portal) DO UPDATE SET access_token = excluded.access_token, "
+                "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, "
+                "member_id = excluded.member_id, application_token = coalesce("
+                "nullif(excluded.application_token, ''), b24sync.app_tokens.application_token), "
+                "updated_at = now()",
+                (
+                    self.portal,
+                    tokens.access_token,
+                    tokens.refresh_token,
+                    tokens.expires_at,
+                    tokens.member_id,
+                    tokens.application_token,
+                ),
+            )
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        return waiting_lock(
+            libpq_url(self.database_url),
+            f"b24sync.oauth.{self.portal}",
+            timeout_seconds=REFRESH_WAIT_SECONDS,
+        )

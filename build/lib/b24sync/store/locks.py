@@ -1,0 +1,55 @@
+"""PostgreSQL advisory locks: one operation at a time across every process sharing the database.
+
+Keys are text (``b24sync.sync.deal``, ``b24sync.seed``), hashed with ``hashtext``; a session
+lock lives as long as its connection, so a crashed process never leaves one behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from psycopg import AsyncConnection
+
+
+@asynccontextmanager
+async def session_lock(dsn: str, key: str, *, busy: Exception) -> AsyncIterator[None]:
+    """Hold ``key`` for the block, or raise ``busy`` at once when another session holds it."""
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+        row = await (
+            await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+        ).fetchone()
+        if not row or not row[0]:
+            raise busy
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+@asynccontextmanager
+async def waiting_lock(dsn: str, key: str, *, timeout_seconds: int) -> AsyncIterator[None]:
+    """Hold ``key`` for the block, waiting up to ``timeout_seconds`` for its holder to let go."""
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f"SET lock_timeout = '{int(timeout_seconds)}s'")
+        await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+async def held_locks(conn: AsyncConnection[Any], keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` some session of this database holds right now."""
+    wanted = list(keys)
+    rows = await (
+        await conn.execute(
+            "SELECT k FROM unnest(%s::text[]) AS k WHERE EXISTS ("
+            " SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+            " AND l.objsubid = 1 AND l.objid = hashtext(k)::oid"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            (wanted,),
+        )
+    ).fetchall()
+    return {r[0] for r in rows}

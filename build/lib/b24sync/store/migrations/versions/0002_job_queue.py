@@ -1,0 +1,48 @@
+"""The procrastinate job queue (its own tables, in schema public), queued runs, run estimates.
+
+Revision ID: 0002
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from procrastinate.schema import SchemaManager
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The raw driver connection: procrastinate's SQL holds '%' that a paramstyle would mangle.
+    driver_connection = op.get_bind().connection.driver_connection
+    assert driver_connection is not None
+    driver_connection.execute(SchemaManager.get_schema())
+    op.execute("ALTER TABLE b24sync.sync_runs ADD COLUMN estimated_total bigint")
+    op.create_index(
+        "sync_runs_queued",
+        "sync_runs",
+        ["entity"],
+        schema="b24sync",
+        postgresql_where="status = 'queued'",
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("sync_runs_queued", table_name="sync_runs", schema="b24sync")
+    op.execute("ALTER TABLE b24sync.sync_runs DROP COLUMN estimated_total")
+    op.execute(
+        "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, "
+        "procrastinate_jobs, procrastinate_workers CASCADE"
+    )
+    op.execute(
+        """
+        DO $$ DECLARE r record; BEGIN
+          FOR r IN SELECT oid::regprocedure AS f FROM pg_proc WHERE proname LIKE 'procrastinate%' LOOP
+            EXECUTE 'DROP FUNCTION ' || r.f || ' CASCADE';
+          END LOOP;
+        END $$;
+        DROP TYPE IF EXISTS procrastinate_job_status, procrastinate_job_event_type CASCADE;
+        """
+    )

@@ -1,0 +1,204 @@
+"""The run log (b24sync.sync_runs, shown as view sync_logs) and per-entity sync state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+
+@dataclass
+class RunCounts:
+    fetched: int = 0
+    upserted: int = 0
+    deleted: int = 0
+    failed_conversions: int = 0
+    api_calls: int = 0
+    commands: int = 0
+    estimated_total: int = 0
+
+
+async def close_interrupted_runs(conn: AsyncConnection[Any], entity: str) -> None:
+    """Runs left 'running' by a process that died; call only while holding the entity's lock."""
+    await conn.execute(
+        "UPDATE b24sync.sync_runs SET status = 'interrupted', finished_at = now(), "
+        "error = 'the process stopped before the run finished; the next full run resumes' "
+        "WHERE entity = %s AND status = 'running'",
+        (entity,),
+    )
+
+
+async def queue_run(conn: AsyncConnection[Any], entity: str, sync_type: str) -> int:
+    """A run requested but not started yet: its id is what the API answers with."""
+    row = await (
+        await conn.execute(
+            "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES (%s, %s, 'queued') RETURNING id",
+            (entity, sync_type),
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def drop_queued_run(conn: AsyncConnection[Any], run_id: int) -> None:
+    await conn.execute(
+        "DELETE FROM b24sync.sync_runs WHERE id = %s AND status = 'queued'", (run_id,)
+    )
+
+
+async def queued_entities(conn: AsyncConnection[Any]) -> set[str]:
+    rows = await (
+        await conn.execute("SELECT DISTINCT entity FROM b24sync.sync_runs WHERE status = 'queued'")
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+async def start_run(
+    conn: AsyncConnection[Any], entity: str, sync_type: str, queued_id: int | None = None
+) -> int:
+    """Mark a queued run as running (or open a new one); returns its id."""
+    if queued_id is not None:
+        updated = await conn.execute(
+            "UPDATE b24sync.sync_runs SET status = 'running', started_at = now() "
+            "WHERE id = %s AND entity = %s AND status = 'queued'",
+            (queued_id, entity),
+        )
+        if updated.rowcount == 1:
+            return queued_id
+    row = await (
+        await conn.execute(
+            "INSERT INTO b24sync.sync_runs (entity, sync_type, status) VALUES (%s, %s, 'running') RETURNING id",
+            (entity, sync_type),
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCounts) -> None:
+    await conn.execute(
+        "UPDATE b24sync.sync_runs SET fetched = %s, upserted = %s, deleted = %s, failed_conversions = %s, "
+        "api_calls = %s, commands = %s, estimated_total = %s WHERE id = %s",
+        (
+            counts.fetched,
+            counts.upserted,
+            counts.deleted,
+            counts.failed_conversions,
+            counts.api_calls,
+            counts.commands,
+            counts.estimated_total or None,
+            run_id,
+        ),
+    )
+
+
+async def finish_run(
+    conn: AsyncConnection[Any],
+    run_id: int,
+    counts: RunCounts,
+    status: str,
+    error: str | None = None,
+) -> None:
+    await record_progress(conn, run_id, counts)
+    await conn.execute(
+        "UPDATE b24sync.sync_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
+        (status, error, run_id),
+    )
+
+
+RUN_COLUMNS = (
+    "id",
+    "entity",
+    "sync_type",
+    "status",
+    "started_at",
+    "finished_at",
+    "fetched",
+    "upserted",
+    "deleted",
+    "failed_conversions",
+    "api_calls",
+    "commands",
+    "error",
+    "estimated_total",
+)
+
+
+async def list_runs(
+    conn: AsyncConnection[Any],
+    *,
+    limit: int,
+    offset: int = 0,
+    entity: str | None = None,
+    status: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the run log, newest first, and how many runs match in all."""
+    where = "WHERE (%(entity)s::text IS NULL OR entity = %(entity)s) AND (%(status)s::text IS NULL OR status = %(status)s)"
+    params = {"entity": entity, "status": status, "limit": limit, "offset": offset}
+    rows = await (
+        await conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM b24sync.sync_runs {where} "
+            "ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+    ).fetchall()
+    total = await (
+        await conn.execute(f"SELECT count(*) FROM b24sync.sync_runs {where}", params)
+    ).fetchone()
+    return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows], int(total[0] if total else 0)
+
+
+async def run_totals(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+    """Counts per (entity, sync_type, status), for the metrics endpoint."""
+    rows = await (
+        await conn.execute(
+            "SELECT entity, sync_type, status, count(*), sum(fetched), sum(upserted), "
+            "sum(deleted), sum(api_calls), sum(EXTRACT(EPOCH FROM (finished_at - started_at))) "
+            "FROM b24sync.sync_runs GROUP BY entity, sync_type, status"
+        )
+    ).fetchall()
+    keys = (
+        "entity",
+        "sync_type",
+        "status",
+        "runs",
+        "fetched",
+        "upserted",
+        "deleted",
+        "api_calls",
+        "seconds",
+    )
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+async def read_state(conn: AsyncConnection[Any], entity: str) -> dict[str, Any]:
+    row = await (
+        await conn.execute(
+            "SELECT cursor, full_checkpoint FROM b24sync.sync_state WHERE entity = %s", (entity,)
+        )
+    ).fetchone()
+    return (
+        {"cursor": row[0], "full_checkpoint": row[1]}
+        if row
+        else {"cursor": None, "full_checkpoint": None}
+    )
+
+
+async def write_state(conn: AsyncConnection[Any], entity: str, **values: Any) -> None:
+    """Upsert some of: cursor, full_checkpoint, last_full_sync_at, last_incremental_sync_at."""
+    allowed = {"cursor", "full_checkpoint", "last_full_sync_at", "last_incremental_sync_at"}
+    assert set(values) <= allowed, values
+    columns = list(values)
+    params = [
+        Jsonb(v) if k in ("cursor", "full_checkpoint") and v is not None else v
+        for k, v in values.items()
+    ]
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    await conn.execute(
+        f"INSERT INTO b24sync.sync_state (entity, {', '.join(columns)}) "
+        f"VALUES (%s, {', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT (entity) DO UPDATE SET {sets}, updated_at = now()",
+        (entity, *params),
+    )

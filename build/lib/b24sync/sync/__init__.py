@@ -1,0 +1,1 @@
+"""The sync engine: full, incremental, by-ids and reconcile runs for any entity."""

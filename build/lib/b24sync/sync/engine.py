@@ -1,0 +1,378 @@
+"""One engine for all entities: schema sync, export, load, checkpoints, run log, locks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.encoding import encode_params
+from b24sync.bitrix.export import ExportPage, export_records, prefetched
+from b24sync.entities import ENTITIES, Entity
+from b24sync.errors import (
+    OperationTimeLimit,
+    PortalServerError,
+    RateLimited,
+    SyncAlreadyRunning,
+)
+from b24sync.redaction import redact
+from b24sync.schema.planner import ColumnSpec, plan_table
+from b24sync.store import mirror, runs
+from b24sync.store.database import libpq_url
+from b24sync.store.locks import held_locks, session_lock
+from b24sync.store.runs import RunCounts
+from b24sync.sync.cursor import Cursor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    entity: str
+    mode: str
+    done: int
+    estimated_total: int
+
+
+@dataclass
+class SyncSummary:
+    entity: str
+    mode: str
+    run_id: int
+    status: str
+    fetched: int
+    upserted: int
+    deleted: int
+    failed_conversions: int
+    api_calls: int
+    seconds: float
+    error: str | None = None
+    transient: bool = False  # the failure may pass: portal 5xx, limits, network
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "mode": self.mode,
+            "fetched": self.fetched,
+            "upserted": self.upserted,
+            "deleted": self.deleted,
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 3),
+            "status": self.status,
+            "run_id": self.run_id,
+            "failed_conversions": self.failed_conversions,
+            "error": self.error,
+        }
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+SCHEMA_REUSE_SECONDS = 300.0  # how long event application trusts the field metadata it read
+TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
+
+
+def _lock_key(entity: Entity) -> str:
+    return f"b24sync.sync.{entity.name}"
+
+
+@dataclass
+class Schema:
+    columns: list[ColumnSpec]
+    select: list[str]
+    fields: frozenset[str]  # the portal's field names when this was read
+    read_at: float  # time.monotonic()
+
+    def lacks_any(self, records: Sequence[dict[str, Any]]) -> bool:
+        """Whether a record carries a field this schema does not know (a field added since)."""
+        return any(key not in self.fields for record in records for key in record)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        client: BitrixClient,
+        database_url: str,
+        *,
+        commands_per_call: int = 50,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.client = client
+        self.dsn = libpq_url(database_url)
+        self.commands_per_call = commands_per_call
+        self.on_progress = on_progress
+        self._schemas: dict[str, Schema] = {}
+
+    # --- public runs -----------------------------------------------------------------------
+
+    async def full(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+        return await self._run(entity, "full", self._full, queued_id)
+
+    async def incremental(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+        return await self._run(entity, "incremental", self._incremental, queued_id)
+
+    async def reconcile(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+        return await self._run(entity, "reconcile", self._reconcile, queued_id)
+
+    async def run_mode(
+        self, entity: Entity, mode: str, queued_id: int | None = None
+    ) -> SyncSummary:
+        """``full``, ``incremental`` or ``reconcile`` by name (for jobs and the API)."""
+        runs_by_mode = {
+            "full": self.full,
+            "incremental": self.incremental,
+            "reconcile": self.reconcile,
+        }
+        return await runs_by_mode[mode](entity, queued_id)
+
+    async def by_ids(self, entity: Entity, ids: Sequence[int]) -> SyncSummary:
+        async def work(
+            conn: AsyncConnection[Any], e: Entity, counts: RunCounts, run_id: int
+        ) -> None:
+            await self._by_ids(conn, e, counts, run_id, ids)
+
+        return await self._run(entity, "by_ids", work)
+
+    # --- the frame every run shares ----------------------------------------------------------
+
+    async def _run(
+        self,
+        entity: Entity,
+        mode: str,
+        work: Callable[[AsyncConnection[Any], Entity, RunCounts, int], Any],
+        queued_id: int | None = None,
+    ) -> SyncSummary:
+        started = time.perf_counter()
+        calls_before = self.client.counters.http_calls
+        commands_before = self.client.counters.commands
+        counts = RunCounts()
+        async with (
+            self._lock(entity),
+            await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
+        ):
+            await runs.close_interrupted_runs(conn, entity.name)
+            run_id = await runs.start_run(conn, entity.name, mode, queued_id)
+            status, error, transient = "success", None, False
+            try:
+                await work(conn, entity, counts, run_id)
+            except Exception as exc:  # the run log must say why, whatever failed
+                status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
+                transient = isinstance(exc, TRANSIENT_ERRORS)
+                log.warning("sync %s %s failed: %s", entity.name, mode, error)
+            counts.api_calls = self.client.counters.http_calls - calls_before
+            counts.commands = self.client.counters.commands - commands_before
+            await runs.finish_run(conn, run_id, counts, status, error)
+        return SyncSummary(
+            entity.name,
+            mode,
+            run_id,
+            status,
+            counts.fetched,
+            counts.upserted,
+            counts.deleted,
+            counts.failed_conversions,
+            counts.api_calls,
+            time.perf_counter() - started,
+            error,
+            transient,
+        )
+
+    @asynccontextmanager
+    async def _lock(self, entity: Entity) -> AsyncIterator[None]:
+        """One sync per entity across every process sharing the database."""
+        busy = SyncAlreadyRunning(f"a {entity.name} sync is already running")
+        async with session_lock(self.dsn, _lock_key(entity), busy=busy):
+            yield
+
+    async def running_entities(self, conn: AsyncConnection[Any]) -> set[str]:
+        """The entities whose sync lock some session holds right now."""
+        keys = {_lock_key(e): e.name for e in ENTITIES.values()}
+        return {keys[key] for key in await held_locks(conn, keys)}
+
+    async def sync_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+        """Evolve the table to the portal's fields; return the columns and the select list."""
+        envelope = await self.client.call(entity.fields_method)
+        fields = envelope.get("result") or {}
+        async with conn.transaction():
+            stored = await mirror.load_snapshot(conn, entity.name)
+            plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.name)
+            await mirror.apply_plan(conn, entity.name, plan)
+        for change in plan.changes:
+            log.info("schema %s: %s", entity.name, change)
+        # `*` and `UF_*` leave out multiple fields (crm-deal-list.md): name each one.
+        multiple = [name for name, d in fields.items() if d.get("isMultiple")]
+        schema = Schema(plan.active, ["*", "UF_*", *multiple], frozenset(fields), time.monotonic())
+        self._schemas[entity.name] = schema
+        return schema
+
+    async def recent_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+        """The schema read in the last SCHEMA_REUSE_SECONDS, else a fresh one.
+
+        Event application runs every second or so under load; a `fields` call each time would
+        double its API calls. A field added meanwhile shows up as an unknown key in the fetched
+        records, and :meth:`_by_ids` then reads the schema again before writing.
+        """
+        cached = self._schemas.get(entity.name)
+        if cached is not None and time.monotonic() - cached.read_at < SCHEMA_REUSE_SECONDS:
+            return cached
+        return await self.sync_schema(conn, entity)
+
+    def _portal_now(self) -> datetime:
+        stamp = self.client.last_time.get("date_start")
+        return datetime.fromisoformat(stamp) if stamp else datetime.now(UTC)
+
+    async def _load(
+        self,
+        conn: AsyncConnection[Any],
+        entity: Entity,
+        columns: list[ColumnSpec],
+        page: ExportPage,
+        counts: RunCounts,
+        mode: str,
+        run_id: int,
+        checkpoint: dict[str, Any] | None,
+    ) -> None:
+        rows, failed = mirror.typed_rows(page.records, columns, datetime.now(UTC))
+        async with conn.transaction():
+            counts.upserted += await mirror.upsert(conn, entity.table, columns, rows)
+            if checkpoint is not None:
+                await runs.write_state(conn, entity.name, full_checkpoint=checkpoint)
+            counts.fetched += len(page.records)
+            counts.estimated_total = max(page.estimated_total, counts.fetched)
+            counts.failed_conversions += failed
+            await runs.record_progress(conn, run_id, counts)
+        if self.on_progress:
+            self.on_progress(Progress(entity.name, mode, counts.fetched, counts.estimated_total))
+
+    async def _full(
+        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+    ) -> None:
+        schema = await self.sync_schema(conn, entity)
+        state = await runs.read_state(conn, entity.name)
+        checkpoint = state["full_checkpoint"] or {}
+        start_after = int(checkpoint.get("last_id", 0))
+        # A resumed run keeps the first attempt's start as its cursor: edits made since then to
+        # records below the checkpoint are read by the next incremental run.
+        run_started = (
+            datetime.fromisoformat(checkpoint["portal_started"])
+            if "portal_started" in checkpoint
+            else self._portal_now()
+        )
+        seen: list[int] = []
+        async for page in prefetched(
+            export_records(
+                self.client,
+                entity.list_method,
+                select=schema.select,
+                start_after=start_after,
+                commands_per_call=self.commands_per_call,
+            )
+        ):
+            seen.extend(int(r["ID"]) for r in page.records)
+            await self._load(
+                conn,
+                entity,
+                schema.columns,
+                page,
+                counts,
+                "full",
+                run_id,
+                {
+                    "last_id": page.watermark,
+                    "run_id": run_id,
+                    "portal_started": run_started.isoformat(),
+                },
+            )
+        if start_after:  # a resumed run did not see the part before the crash
+            seen = await self._all_ids(entity)
+        async with conn.transaction():
+            counts.deleted += await mirror.mark_deleted_except(conn, entity.table, seen)
+            await runs.write_state(
+                conn,
+                entity.name,
+                full_checkpoint=None,
+                cursor=Cursor(entity.cursor_field, run_started).to_json(),
+                last_full_sync_at=datetime.now(UTC),
+            )
+
+    async def _incremental(
+        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+    ) -> None:
+        state = await runs.read_state(conn, entity.name)
+        cursor = Cursor.from_json(state["cursor"])
+        if cursor is None:
+            log.info("no cursor for %s yet: running a full sync instead", entity.name)
+            await self._full(conn, entity, counts, run_id)
+            return
+        schema = await self.sync_schema(conn, entity)
+        run_started = self._portal_now()
+        async for page in prefetched(
+            export_records(
+                self.client,
+                entity.list_method,
+                select=schema.select,
+                filter=cursor.filter(),
+                commands_per_call=self.commands_per_call,
+            )
+        ):
+            await self._load(
+                conn, entity, schema.columns, page, counts, "incremental", run_id, None
+            )
+        await runs.write_state(
+            conn,
+            entity.name,
+            cursor=Cursor(entity.cursor_field, run_started, cursor.overlap_seconds).to_json(),
+            last_incremental_sync_at=datetime.now(UTC),
+        )
+
+    async def _all_ids(self, entity: Entity) -> list[int]:
+        ids: list[int] = []
+        async for page in export_records(
+            self.client, entity.list_method, select=["ID"], commands_per_call=self.commands_per_call
+        ):
+            ids.extend(int(r["ID"]) for r in page.records)
+        return ids
+
+    async def _reconcile(
+        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+    ) -> None:
+        ids = await self._all_ids(entity)
+        counts.fetched = len(ids)
+        counts.deleted = await mirror.mark_deleted_except(conn, entity.table, ids)
+
+    async def _by_ids(
+        self,
+        conn: AsyncConnection[Any],
+        entity: Entity,
+        counts: RunCounts,
+        run_id: int,
+        ids: Sequence[int],
+    ) -> None:
+        """Fetch the given records (50 IDs per list command); IDs the portal lacks are deleted."""
+        schema = await self.recent_schema(conn, entity)
+        wanted = sorted(set(ids))
+        chunks = [wanted[i : i + 50] for i in range(0, len(wanted), 50)]
+        commands = {
+            f"i{n}": f"{entity.list_method}?"
+            + encode_params({"filter": {"@ID": chunk}, "select": schema.select, "start": -1})
+            for n, chunk in enumerate(chunks)
+        }
+        batch = await self.client.batch(commands)
+        records = [r for key in commands for r in (batch.result.get(key) or [])]
+        if schema.lacks_any(records):
+            schema = await self.sync_schema(conn, entity)
+        page = ExportPage(records, 0, len(records))
+        await self._load(conn, entity, schema.columns, page, counts, "by_ids", run_id, None)
+        found = {int(r["ID"]) for r in records}
+        async with conn.transaction():
+            counts.deleted += await mirror.mark_deleted(
+                conn, entity.table, [i for i in wanted if i not in found]
+            )

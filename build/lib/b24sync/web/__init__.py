@@ -1,0 +1,1 @@
+"""The web dashboard: server-rendered Jinja2 pages, a little vanilla JS, no build step."""
