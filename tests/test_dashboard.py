@@ -6,6 +6,7 @@ Screenshots of every page land in docs/screenshots/ (linked from the README).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,12 @@ def test_dashboard_end_to_end(database_url: str, browser: object) -> None:
         expect(deal.locator("[data-field=bar]")).to_have_attribute(
             "style", "width: 100%;", timeout=10_000
         )
+        # the card's last run follows without a reload: when, what, how long, result
+        expect(deal.locator("[data-field=last-run]")).to_have_text(
+            re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d · full · \d+\.\d s · success"),
+            timeout=10_000,
+        )
+        expect(deal.locator("[data-field=error]")).to_be_hidden()
         page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
 
         # schedules: change and see the change persist

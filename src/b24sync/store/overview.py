@@ -66,6 +66,10 @@ async def _one_status(conn: AsyncConnection[Any], entity: Entity) -> dict[str, A
             k: (v.isoformat() if hasattr(v, "isoformat") else v)
             for k, v in zip(keys, run, strict=True)
         }
+        started_at, finished_at = run[3], run[4]
+        last_run["seconds"] = (
+            (finished_at - started_at).total_seconds() if started_at and finished_at else None
+        )
     return {
         "entity": entity.name,
         "table": f"{DATA_SCHEMA}.{entity.table}",

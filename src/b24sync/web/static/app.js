@@ -65,10 +65,25 @@ function overview() {
       const status = await api("GET", "/api/v1/sync/status");
       for (const entity of status.data.entities || []) {
         const card = $(`[data-entity=${entity.entity}]`);
-        if (card) $("[data-field=rows]", card).textContent = entity.rows;
+        if (card) showStatus(card, entity);
       }
     }
   });
+}
+
+const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") : "—");
+
+function showStatus(card, entity) {
+  const run = entity.last_run;
+  $("[data-field=rows]", card).textContent = entity.rows;
+  $("[data-field=next-run]", card).textContent = when(entity.next_run_at);
+  if (run) {
+    const took = run.seconds == null ? "" : `${run.seconds.toFixed(1)} s · `;
+    $("[data-field=last-run]", card).textContent = `${when(run.started_at)} · ${run.sync_type} · ${took}${run.status}`;
+  }
+  const error = $("[data-field=error]", card);
+  error.hidden = !(run && run.error);
+  error.textContent = run && run.error ? `${error.dataset.label}: ${run.error}` : "";
 }
 
 // --- schedules -------------------------------------------------------------------------------
