@@ -6,9 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
+
+import httpx
+import psycopg
 
 from b24emu import Emulator, create_app, seed_portal
 from b24emu.server import serving, webhook_url
+from tests.portal import process
 
 
 def b24sync(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -19,6 +24,13 @@ def b24sync(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         env={**os.environ, "COLUMNS": "200", **env},
         timeout=120,
     )
+
+
+def title(database_url: str, deal_id: int) -> str | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT title FROM bitrix24.crm_deal WHERE id = %s", (deal_id,))
+        found = row.fetchone()
+    return found[0] if found else None
 
 
 def test_sync_json_status_and_schema(database_url: str) -> None:
@@ -109,6 +121,16 @@ def test_a_local_application_syncs_and_binds_offline_events(database_url: str) -
         assert {b.offline for b in emu.events.bindings} == {True}
         listed = json.loads(b24sync("webhooks", "list", env=env).stdout)
         assert listed["auth"] == "application" and len(listed["bindings"]) == 12
+
+        # A worker's periodic drain brings an edit made in the portal into the row.
+        httpx.patch(f"{base}/_emulator/records/deal/5", json={"TITLE": "offline edit"})
+        with process("worker", env={**os.environ, **env}) as worker:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and title(database_url, 5) != "offline edit":
+                assert worker.poll() is None
+                time.sleep(0.5)
+        assert title(database_url, 5) == "offline edit"
+        assert emu.events.offline == []
         output = done.stdout + done.stderr + register.stdout + register.stderr
         for secret in (app.client_secret, bootstrap, app.access_token, app.refresh_token):
             assert secret not in output

@@ -315,7 +315,7 @@ def schema(entity: str = typer.Argument(..., help="deal, contact, lead or compan
 
 
 OFFLINE_OPTION = typer.Option(
-    False, "--offline", help="offline events: no public URL, the worker drains them every minute"
+    False, "--offline", help="offline events: no public URL, a worker drains them every 15 s"
 )
 
 

@@ -73,7 +73,7 @@ APPLICATION_EVENTS_HELP = (
     "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
     "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach and "
     "BITRIX_APPLICATION_TOKEN set to the application's token); offline mode (offline=true) needs "
-    "no public URL: the portal queues the events and a task drains event.offline.get every minute."
+    "no public URL: the portal queues the events and a task drains event.offline.get every 15 s."
 )
 
 
