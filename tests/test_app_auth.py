@@ -266,6 +266,13 @@ async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
             installed["access_token"],
             installed["refresh_token"],
         )
+        # Each attempt costs a portal call, so a flood of forged installs is cut off.
+        calls = stack.emu.stats.http_calls
+        statuses = [
+            (await stack.api.post("/api/v1/app/install", data=fake)).status_code for _ in range(15)
+        ]
+        assert statuses == [403] * 8 + [429] * 7  # 2 attempts above: 10 a minute in all
+        assert stack.emu.stats.http_calls - calls == 8
 
     # A process configured with the application's id and secret uses the kept pair.
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:

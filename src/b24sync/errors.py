@@ -115,5 +115,9 @@ class InstallRefused(B24SyncError):
     """An application installation whose tokens could not be confirmed with the portal."""
 
 
+class TooManyInstallAttempts(B24SyncError):
+    """The public installation route was called more often than an installation needs."""
+
+
 class UnsafeHandlerUrl(B24SyncError):
     """A handler_base_url the portal should not be told to call."""

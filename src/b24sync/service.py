@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from b24sync.errors import (
     InstallRefused,
     MalformedEvent,
     SyncAlreadyRunning,
+    TooManyInstallAttempts,
     TransientSyncFailure,
     UnsafeHandlerUrl,
 )
@@ -57,6 +59,7 @@ TASK_APPLY_EVENTS = "apply_events"
 EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
 HANDLER_PATH = "/api/v1/webhooks/bitrix"
 PORTAL_CHECK_TTL_SECONDS = 60.0
+INSTALL_ATTEMPTS_PER_MINUTE = 10
 OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
 
 INBOUND_WEBHOOK_EVENTS_HELP = (
@@ -84,6 +87,7 @@ class SyncService:
     engine: SyncEngine
     jobs: procrastinate.App | None = None
     _portal_checked: tuple[float, bool, str] = field(default=(0.0, False, ""))
+    _install_attempts: deque[float] = field(default_factory=deque)
 
     @property
     def client(self) -> BitrixClient:
@@ -377,6 +381,7 @@ class SyncService:
                 "application, so its tokens can be checked against it"
             )
         tokens = installed_tokens(form)
+        self._count_install_attempt()
         if not await portal_accepts(self.client.http, store.portal, tokens.access_token):
             raise InstallRefused(f"{store.portal} did not accept the installation's access token")
         await store.save(tokens)
@@ -388,6 +393,15 @@ class SyncService:
             "member_id": tokens.member_id,
             "application_token_stored": bool(tokens.application_token),
         }
+
+    def _count_install_attempt(self) -> None:
+        """The route is public and each attempt costs a portal call: a few a minute at most."""
+        now = time.monotonic()
+        while self._install_attempts and now - self._install_attempts[0] > 60:
+            self._install_attempts.popleft()
+        if len(self._install_attempts) >= INSTALL_ATTEMPTS_PER_MINUTE:
+            raise TooManyInstallAttempts("too many installation attempts; try again in a minute")
+        self._install_attempts.append(now)
 
     async def events_mode(self) -> dict[str, Any]:
         return {

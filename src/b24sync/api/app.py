@@ -23,6 +23,7 @@ from b24sync.errors import (
     InstallRefused,
     MalformedEvent,
     SyncAlreadyRunning,
+    TooManyInstallAttempts,
     UnknownEntity,
     UnsafeHandlerUrl,
 )
@@ -38,6 +39,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     NotAuthenticated: 401,
     ForbiddenEvent: 403,
     InstallRefused: 403,
+    TooManyInstallAttempts: 429,
     MalformedEvent: 400,
     SyncAlreadyRunning: 409,
     EventsUnavailable: 409,
