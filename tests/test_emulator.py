@@ -428,7 +428,9 @@ async def test_offline_events_get_and_clear(client: httpx.AsyncClient, emu: Emul
         json={"auth": token, "event": "ONCRMDEALUPDATE", "event_type": "offline"},
     )
     deal = emu.portal.add("deal", {"TITLE": "x"})
-    emu.portal.update("deal", deal, {"TITLE": "y"})
+    for title in ("y", "z", "w"):  # one entry per object however often it changes
+        emu.portal.update("deal", deal, {"TITLE": title})
+    assert len(emu.events.offline) == 1
     kept = (await client.post("/rest/event.offline.get", json={"auth": token, "clear": 0})).json()[
         "result"
     ]

@@ -99,10 +99,19 @@ class EventHub:
             if binding.event != name:
                 continue
             if binding.offline:
-                event_id = next(self._ids)
-                self.offline.append(OfflineEvent(event_id, now_iso, name, data, f"{event_id:032x}"))
+                self._log_offline(name, data, now_iso)
             else:
                 self._enqueue(binding, name, data)
+
+    def _log_offline(self, name: str, data: dict[str, Any], now_iso: str) -> None:
+        """One entry per object and event: a deal changed 1000 times is one entry, stamped with
+        the last change (offline-events.md). Entries already handed out stay as they are."""
+        for event in self.offline:
+            if event.event_name == name and event.data == data and event.process_id is None:
+                event.timestamp = now_iso
+                return
+        event_id = next(self._ids)
+        self.offline.append(OfflineEvent(event_id, now_iso, name, data, f"{event_id:032x}"))
 
     def payload(self, binding: Binding, name: str, data: dict[str, Any]) -> str:
         pairs: list[tuple[str, Any]] = [
