@@ -19,6 +19,7 @@ from b24emu import Emulator, create_app, seed_portal
 from b24sync.bitrix.auth import AppAuth
 from b24sync.entities import entity_named
 from b24sync.errors import OAuthRefused
+from b24sync.store import app_tokens
 from b24sync.store.app_tokens import PgTokenStore
 from tests.portal import TOKEN, Stack, fast_client, service_stack
 
@@ -204,6 +205,25 @@ async def test_offline_events_are_drained_into_the_inbox_and_applied(
 
     await app_stack.wait_for(applied)
     assert await app_stack.service.drain_offline_events() == 0
+
+
+async def test_offline_events_stored_but_not_cleared_are_cleared_by_the_next_drain(
+    app_stack: Stack, database_url: str
+) -> None:
+    """A crash between the inbox commit and event.offline.clear leaves them hidden on the portal
+    under a process id; the drain noted that id with the events and clears it next time."""
+    await app_stack.api.post("/api/v1/webhooks/register", params={"offline": "true"})
+    await app_stack.portal.call("crm.deal.update", {"id": 8, "fields": {"TITLE": "hidden"}})
+    taken = await app_stack.portal.call("event.offline.get", {"clear": 0})
+    process_id = taken["result"]["process_id"]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await app_tokens.note_offline_process(conn, PORTAL, process_id)  # as the crashed drain did
+    assert [e.process_id for e in app_stack.emu.events.offline] == [process_id]
+
+    assert await app_stack.service.drain_offline_events() == 0  # nothing new to store
+    assert app_stack.emu.events.offline == []
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        assert await app_tokens.uncleared_offline_process(conn, PORTAL) is None
 
 
 async def test_online_register_without_the_application_token_is_refused(

@@ -38,7 +38,7 @@ from b24sync.errors import (
     UnsafeHandlerUrl,
 )
 from b24sync.seed import TestData
-from b24sync.store import inbox, runs, schedule
+from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.app_tokens import PgTokenStore
 from b24sync.store.database import libpq_url
 from b24sync.store.overview import entity_status
@@ -493,37 +493,50 @@ class SyncService:
         }
 
     async def drain_offline_events(self) -> int:
-        """Move the portal's offline-event queue into the inbox; at least once, never lost.
+        """Move the portal's offline-event queue into the inbox; at least once.
 
-        Records are taken without clearing, stored, and only then cleared by their process id,
-        so a crash in between leaves them on the portal (marked for that process).
+        Records are taken with ``clear=0`` (the portal hides them under a ``process_id``), stored
+        in the inbox in one transaction with that process id, and then cleared. After a crash
+        between the commit and the clear, the next drain clears the noted process first.
         """
         if not self._application:
             return 0
+        portal = self.client.auth.portal
         drained = 0
-        while True:
-            envelope = await self.client.call(
-                "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
-            )
-            result = envelope.get("result") or {}
-            rows = [r for r in result.get("events") or [] if isinstance(r, dict)]
-            if not rows:
-                break
-            async with self._connection() as conn:
-                for row in rows:
-                    try:
-                        event = offline_event(row)
-                    except MalformedEvent as exc:
-                        log.warning("offline event %s skipped: %s", row.get("ID"), exc)
-                        continue
-                    await self._store(conn, event)
-            await self.client.call("event.offline.clear", {"process_id": result["process_id"]})
-            drained += len(rows)
-            if len(rows) < OFFLINE_EVENTS_PER_CALL:
-                break
+        async with self._connection() as conn:
+            leftover = await app_tokens.uncleared_offline_process(conn, portal)
+            if leftover:
+                await self._clear_offline(conn, portal, leftover)
+            while True:
+                envelope = await self.client.call(
+                    "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
+                )
+                result = envelope.get("result") or {}
+                rows = [r for r in result.get("events") or [] if isinstance(r, dict)]
+                if not rows:
+                    break
+                async with conn.transaction():
+                    for row in rows:
+                        try:
+                            event = offline_event(row)
+                        except MalformedEvent as exc:
+                            log.warning("offline event %s skipped: %s", row.get("ID"), exc)
+                            continue
+                        await self._store(conn, event)
+                    await app_tokens.note_offline_process(conn, portal, result["process_id"])
+                await self._clear_offline(conn, portal, str(result["process_id"]))
+                drained += len(rows)
+                if len(rows) < OFFLINE_EVENTS_PER_CALL:
+                    break
         if drained:
             await self._defer_apply()
         return drained
+
+    async def _clear_offline(
+        self, conn: AsyncConnection[Any], portal: str, process_id: str
+    ) -> None:
+        await self.client.call("event.offline.clear", {"process_id": process_id})
+        await app_tokens.note_offline_process(conn, portal, None)
 
     def _loopback_portal(self) -> bool:
         return self.settings.debug or _is_loopback(urlsplit(self.client.auth.portal).hostname)

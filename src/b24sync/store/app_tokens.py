@@ -1,4 +1,5 @@
-"""The local application's tokens in b24sync.app_tokens: one row per portal."""
+"""The local application's state in b24sync.app_tokens, one row per portal: its tokens, and
+the ``process_id`` of offline events stored in the inbox but not yet cleared on the portal."""
 
 from __future__ import annotations
 
@@ -71,3 +72,22 @@ class PgTokenStore:
             f"b24sync.oauth.{self.portal}",
             timeout_seconds=REFRESH_WAIT_SECONDS,
         )
+
+
+async def uncleared_offline_process(conn: AsyncConnection[Any], portal: str) -> str | None:
+    row = await (
+        await conn.execute(
+            "SELECT offline_process_id FROM b24sync.app_tokens WHERE portal = %s", (portal,)
+        )
+    ).fetchone()
+    return row[0] if row else None
+
+
+async def note_offline_process(
+    conn: AsyncConnection[Any], portal: str, process_id: str | None
+) -> None:
+    """Set in the transaction that stores the events; unset once the portal has cleared them."""
+    await conn.execute(
+        "UPDATE b24sync.app_tokens SET offline_process_id = %s WHERE portal = %s",
+        (process_id, portal),
+    )

@@ -23,6 +23,7 @@ def upgrade() -> None:
             expires_at timestamptz,
             member_id text NOT NULL DEFAULT '',
             application_token text NOT NULL DEFAULT '',
+            offline_process_id text,
             updated_at timestamptz NOT NULL DEFAULT now()
         )
         """
