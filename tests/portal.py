@@ -112,6 +112,7 @@ async def service_stack(
                     if task is not None:
                         task.cancel()
                         await asyncio.gather(task, return_exceptions=True)
+                    await service.close()
 
 
 EMU_TOKEN = "proctoken123456"

@@ -7,8 +7,10 @@ import contextlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import typer
+from psycopg import AsyncConnection
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -270,7 +272,7 @@ def status(json_output: bool = typer.Option(False, "--json")) -> None:
     settings = _settings()
     with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
         migrate(db.url)
-        rows = asyncio.run(entity_status(db.url))
+        rows = asyncio.run(_entity_status(db.url))
     if json_output:
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
         return
@@ -287,6 +289,11 @@ def status(json_output: bool = typer.Option(False, "--json")) -> None:
             str(run_.get("api_calls", "")),
         )
     Console().print(table)
+
+
+async def _entity_status(url: str) -> list[dict[str, Any]]:
+    async with await AsyncConnection.connect(libpq_url(url)) as conn:
+        return await entity_status(conn)
 
 
 @app.command()

@@ -76,5 +76,8 @@ async def sync_service(settings: Settings, database_url: str) -> AsyncIterator[S
     """The service with its own portal client and an opened job queue."""
     async with sync_engine(settings, database_url) as engine:
         service = SyncService(settings, database_url, engine)
-        async with build_job_app(service).open_async():
-            yield service
+        try:
+            async with build_job_app(service).open_async():
+                yield service
+        finally:
+            await service.close()

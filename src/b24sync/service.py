@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from b24sync.bitrix.auth import AppAuth, installed_tokens, portal_accepts
 from b24sync.bitrix.client import BitrixClient
@@ -60,6 +61,7 @@ EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
 HANDLER_PATH = "/api/v1/webhooks/bitrix"
 PORTAL_CHECK_TTL_SECONDS = 60.0
 INSTALL_ATTEMPTS_PER_MINUTE = 10
+POOL_SIZE = 8
 OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
 
 INBOUND_WEBHOOK_EVENTS_HELP = (
@@ -88,6 +90,7 @@ class SyncService:
     jobs: procrastinate.App | None = None
     _portal_checked: tuple[float, bool, str] = field(default=(0.0, False, ""))
     _install_attempts: deque[float] = field(default_factory=deque)
+    _pool: AsyncConnectionPool | None = field(default=None, repr=False)
 
     @property
     def client(self) -> BitrixClient:
@@ -95,10 +98,23 @@ class SyncService:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        async with await AsyncConnection.connect(
-            libpq_url(self.database_url), autocommit=True
-        ) as conn:
+        """A pooled autocommit connection: requests, SSE polls and events reuse a few."""
+        if self._pool is None:
+            self._pool = AsyncConnectionPool(
+                libpq_url(self.database_url),
+                min_size=1,
+                max_size=POOL_SIZE,
+                kwargs={"autocommit": True},
+                open=False,
+            )
+        await self._pool.open()  # safe to repeat
+        async with self._pool.connection() as conn:
             yield conn
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     def _jobs(self) -> procrastinate.App:
         if self.jobs is None:
@@ -172,7 +188,9 @@ class SyncService:
             running = await self.engine.running_entities(conn)
             queued = await runs.queued_entities(conn)
         result = []
-        for row in await entity_status(self.database_url):
+        async with self._connection() as conn:
+            overview = await entity_status(conn)
+        for row in overview:
             name = row["entity"]
             state = (
                 "running"
@@ -268,9 +286,10 @@ class SyncService:
         async with self._connection() as conn:
             totals = await runs.run_totals(conn)
             stats = await inbox.inbox_stats(conn)
+            overview = await entity_status(conn)
         return {
             "runs": totals,
-            "rows": {row["entity"]: row["rows"] for row in await entity_status(self.database_url)},
+            "rows": {row["entity"]: row["rows"] for row in overview},
             "events_pending": stats.pending,
             "event_lag_seconds": _age_seconds(stats.oldest_pending_at),
             "rate_limit_wait_seconds": self.client.limiter.waited_seconds,

@@ -12,13 +12,9 @@ from b24sync.store.database import libpq_url
 from b24sync.store.mirror import DATA_SCHEMA
 
 
-async def entity_status(database_url: str) -> list[dict[str, Any]]:
+async def entity_status(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     """Per entity: rows in PostgreSQL, the last run, the cursor."""
-    result = []
-    async with await AsyncConnection.connect(libpq_url(database_url)) as conn:
-        for entity in ENTITIES.values():
-            result.append(await _one_status(conn, entity))
-    return result
+    return [await _one_status(conn, entity) for entity in ENTITIES.values()]
 
 
 async def _one_status(conn: AsyncConnection[Any], entity: Entity) -> dict[str, Any]:
