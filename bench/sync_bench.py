@@ -22,13 +22,14 @@ import psycopg
 from b24emu.limits import CostModel
 from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.bitrix.limiter import BucketRule
 from b24sync.config import WebhookUrl
 from b24sync.entities import entity_named
 from b24sync.schema.planner import plan_table
 from b24sync.store import mirror
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
+from b24sync.store.rate_bucket import SharedBucket
 from b24sync.sync.engine import SyncEngine
 from emulator_process import emulator_process
 
@@ -43,12 +44,14 @@ def lower_bound(
 
 
 async def ours(url: str, db_url: str) -> tuple[int, float, int]:
+    """As the service runs it: the request bucket shared through PostgreSQL."""
+    webhook = WebhookUrl.parse(url)
+    bucket = SharedBucket(db_url, webhook.portal, BucketRule(rate=2, burst=50))
     async with httpx.AsyncClient(timeout=120) as http:
-        client = BitrixClient(
-            http, WebhookAuth(WebhookUrl.parse(url)), limiter=LeakyBucket(rate=2, burst=50)
-        )
+        client = BitrixClient(http, WebhookAuth(webhook), limiter=bucket)
         started = time.perf_counter()
         summary = await SyncEngine(client, db_url).full(entity_named("deal"))
+        await bucket.close()
         assert summary.status == "success", summary.error
         return summary.api_calls, time.perf_counter() - started, summary.fetched
 
