@@ -189,7 +189,7 @@ async def test_offline_events_are_drained_into_the_inbox_and_applied(
     await app_stack.portal.call("crm.deal.delete", {"id": 6})
     assert len(app_stack.emu.events.offline) == 3  # queued on the portal, nothing delivered
 
-    assert await app_stack.service.drain_offline_events() == 3
+    assert await app_stack.service.events.drain_offline() == 3
     assert app_stack.emu.events.offline == []  # cleared only after they were stored
 
     async def applied() -> bool:
@@ -204,7 +204,7 @@ async def test_offline_events_are_drained_into_the_inbox_and_applied(
         )
 
     await app_stack.wait_for(applied)
-    assert await app_stack.service.drain_offline_events() == 0
+    assert await app_stack.service.events.drain_offline() == 0
 
 
 async def test_offline_events_stored_but_not_cleared_are_cleared_by_the_next_drain(
@@ -220,7 +220,7 @@ async def test_offline_events_stored_but_not_cleared_are_cleared_by_the_next_dra
         await app_tokens.note_offline_process(conn, PORTAL, process_id)  # as the crashed drain did
     assert [e.process_id for e in app_stack.emu.events.offline] == [process_id]
 
-    assert await app_stack.service.drain_offline_events() == 0  # nothing new to store
+    assert await app_stack.service.events.drain_offline() == 0  # nothing new to store
     assert app_stack.emu.events.offline == []
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         assert await app_tokens.uncleared_offline_process(conn, PORTAL) is None

@@ -25,10 +25,11 @@ from b24sync.errors import (
     UnknownEntity,
     UnsafeHandlerUrl,
 )
+from b24sync.event_intake import HANDLER_PATH
 from b24sync.logs import configure_logging
 from b24sync.runtime import portal_client, sync_engine, sync_service
 from b24sync.seed import SeedBusy, SeedReport, TestData
-from b24sync.service import HANDLER_PATH, SyncService
+from b24sync.service import SyncService
 from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
@@ -335,7 +336,7 @@ def webhooks_register(
 ) -> None:
     """Bind the 12 CRM events to HANDLER_BASE_URL/api/v1/webhooks/bitrix (local application)."""
     _print_json(
-        _with_service(lambda service: service.register_events(handler_base_url, offline=offline))
+        _with_service(lambda service: service.events.register(handler_base_url, offline=offline))
     )
 
 
@@ -346,14 +347,14 @@ def webhooks_unregister(
 ) -> None:
     """Unbind the CRM events."""
     _print_json(
-        _with_service(lambda service: service.unregister_events(handler_base_url, offline=offline))
+        _with_service(lambda service: service.events.unregister(handler_base_url, offline=offline))
     )
 
 
 @webhooks_app.command("list")
 def webhooks_list() -> None:
     """How events reach the service: the mode, the bindings, the last event received."""
-    _print_json(_with_service(lambda service: service.registered_events()))
+    _print_json(_with_service(lambda service: service.events.registered()))
 
 
 def _with_service(

@@ -50,7 +50,7 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
 
     @app.task(name=TASK_APPLY_EVENTS, retry=APPLY_RETRY)
     async def apply_events() -> None:
-        applied = await service.apply_events()
+        applied = await service.events.apply()
         log.info("applied %d events", applied)
 
     if scheduler:
@@ -65,7 +65,7 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
         @app.periodic(cron=DRAIN_CRON)
         @app.task(name=TASK_DRAIN, queueing_lock=TASK_DRAIN, retry=DRAIN_RETRY)
         async def drain_offline_events(timestamp: int) -> None:
-            drained = await service.drain_offline_events()
+            drained = await service.events.drain_offline()
             if drained:
                 log.info("drained %d offline events", drained)
 

@@ -1,4 +1,5 @@
 """The always-on service's use cases; the API, the jobs and the CLI call these and nothing lower.
+Events (receiving, draining, applying, registering) are :attr:`SyncService.events`.
 
 Everything that crosses processes goes through PostgreSQL: a requested sync is a 'queued' row in
 the run log plus a procrastinate job, a received event is a row in the inbox plus a job, and
@@ -9,77 +10,36 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from ipaddress import ip_address
 from typing import Any
-from urllib.parse import urlsplit
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
-from b24sync.bitrix.auth import AppAuth, installed_tokens, portal_accepts
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.encoding import encode_params
 from b24sync.config import Settings
 from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
-    EventsUnavailable,
-    InstallRefused,
-    MalformedEvent,
     SyncAlreadyRunning,
-    TooManyInstallAttempts,
     TransientSyncFailure,
-    UnsafeHandlerUrl,
 )
+from b24sync.event_intake import EventIntake
 from b24sync.seed import TestData
-from b24sync.store import app_tokens, inbox, runs, schedule
-from b24sync.store.app_tokens import PgTokenStore
-from b24sync.store.database import libpq_url
+from b24sync.store import inbox, runs, schedule
+from b24sync.store.database import PooledDatabase, libpq_url
 from b24sync.store.overview import entity_status
 from b24sync.store.runs import RunCounts
 from b24sync.sync.engine import SyncEngine, SyncSummary
-from b24sync.sync.events import (
-    CRM_EVENT_NAMES,
-    CrmEvent,
-    offline_event,
-    parse_event,
-    verify_token,
-)
 
 log = logging.getLogger(__name__)
 
 TASK_SYNC = "sync_entity"
 TASK_APPLY_EVENTS = "apply_events"
-EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
-HANDLER_PATH = "/api/v1/webhooks/bitrix"
 PORTAL_CHECK_TTL_SECONDS = 60.0
-INSTALL_ATTEMPTS_PER_MINUTE = 10
-POOL_SIZE = 8
-OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
-
-INBOUND_WEBHOOK_EVENTS_HELP = (
-    "The portal binds event handlers only for applications (OAuth), not for an inbound webhook. "
-    "Two ways work: (1) in the portal, Developer resources > Other > Outbound webhook: handler "
-    "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY}"
-    "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
-    "local application: installation path <your base URL>/api/v1/app/install, then "
-    "BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET, after which register binds "
-    "the events (online, or offline with no public URL). Until then the scheduled incremental "
-    "syncs keep the copy current."
-)
-APPLICATION_EVENTS_HELP = (
-    "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
-    "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach and "
-    "BITRIX_APPLICATION_TOKEN set to the application's token); offline mode (offline=true) needs "
-    "no public URL: the portal queues the events and a task drains event.offline.get every 15 s."
-)
 
 
 @dataclass
@@ -89,32 +49,19 @@ class SyncService:
     engine: SyncEngine
     jobs: procrastinate.App | None = None
     _portal_checked: tuple[float, bool, str] = field(default=(0.0, False, ""))
-    _install_attempts: deque[float] = field(default_factory=deque)
-    _pool: AsyncConnectionPool | None = field(default=None, repr=False)
+    db: PooledDatabase = field(init=False)
+    events: EventIntake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = PooledDatabase(self.database_url)
+        self.events = EventIntake(self.settings, self.db, self.engine, self._defer_apply)
 
     @property
     def client(self) -> BitrixClient:
         return self.engine.client
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """A pooled autocommit connection: requests, SSE polls and events reuse a few."""
-        if self._pool is None:
-            self._pool = AsyncConnectionPool(
-                libpq_url(self.database_url),
-                min_size=1,
-                max_size=POOL_SIZE,
-                kwargs={"autocommit": True},
-                open=False,
-            )
-        await self._pool.open()  # safe to repeat
-        async with self._pool.connection() as conn:
-            yield conn
-
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self.db.close()
 
     def _jobs(self) -> procrastinate.App:
         if self.jobs is None:
@@ -126,7 +73,7 @@ class SyncService:
     async def request_sync(self, entity_name: str, mode: str) -> int:
         """Queue a sync; returns the run id. SyncAlreadyRunning when one is queued or running."""
         entity = entity_named(entity_name)
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             busy = await self.engine.running_entities(conn) | await runs.queued_entities(conn)
             if entity.name in busy:
                 raise SyncAlreadyRunning(f"a {entity.name} sync is already queued or running")
@@ -149,7 +96,7 @@ class SyncService:
         try:
             summary = await self.engine.run_mode(entity, mode, run_id)
         except SyncAlreadyRunning as exc:
-            async with self._connection() as conn:
+            async with self.db.connection() as conn:
                 await runs.finish_run(conn, run_id, RunCounts(), "skipped", str(exc))
             return None
         if summary.transient:
@@ -159,7 +106,7 @@ class SyncService:
     async def queue_due_syncs(self, now: datetime | None = None) -> list[str]:
         """The scheduler tick: queue an incremental sync of each enabled entity that is due."""
         now = now or datetime.now(UTC)
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
                 conn, list(ENTITIES), self.settings.sync_default_interval_minutes
             )
@@ -180,7 +127,7 @@ class SyncService:
 
     async def status(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
                 conn, list(ENTITIES), self.settings.sync_default_interval_minutes
             )
@@ -188,7 +135,7 @@ class SyncService:
             running = await self.engine.running_entities(conn)
             queued = await runs.queued_entities(conn)
         result = []
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             overview = await entity_status(conn)
         for row in overview:
             name = row["entity"]
@@ -215,14 +162,14 @@ class SyncService:
     async def runs(
         self, *, limit: int, offset: int, entity: str | None, status: str | None
     ) -> tuple[list[dict[str, Any]], int]:
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             return await runs.list_runs(
                 conn, limit=limit, offset=offset, entity=entity, status=status
             )
 
     async def live_snapshot(self) -> dict[str, Any]:
         """What the dashboard's live view shows: runs in flight and the newest finished ones."""
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             recent, _ = await runs.list_runs(conn, limit=8)
             running = await self.engine.running_entities(conn)
             stats = await inbox.inbox_stats(conn)
@@ -234,7 +181,7 @@ class SyncService:
         }
 
     async def schedules(self) -> dict[str, schedule.EntitySchedule]:
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             return await schedule.read_schedules(
                 conn, list(ENTITIES), self.settings.sync_default_interval_minutes
             )
@@ -244,7 +191,7 @@ class SyncService:
     ) -> dict[str, schedule.EntitySchedule]:
         """Apply partial changes ``{entity: {enabled?, interval_minutes?, webhook_enabled?}}``."""
         current = await self.schedules()
-        async with self._connection() as conn, conn.transaction():
+        async with self.db.connection() as conn, conn.transaction():
             for name, patch in changes.items():
                 entity = entity_named(name)
                 merged = current[entity.name].as_json() | dict(patch)
@@ -254,7 +201,7 @@ class SyncService:
     async def health(self) -> dict[str, Any]:
         database_ok, database_error = True, ""
         try:
-            async with self._connection() as conn:
+            async with self.db.connection() as conn:
                 await conn.execute("SELECT 1")
         except Exception as exc:  # health reports every failure, it never raises
             database_ok, database_error = False, type(exc).__name__
@@ -283,7 +230,7 @@ class SyncService:
         return ok, error
 
     async def metrics_snapshot(self) -> dict[str, Any]:
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             totals = await runs.run_totals(conn)
             stats = await inbox.inbox_stats(conn)
             overview = await entity_status(conn)
@@ -291,32 +238,10 @@ class SyncService:
             "runs": totals,
             "rows": {row["entity"]: row["rows"] for row in overview},
             "events_pending": stats.pending,
-            "event_lag_seconds": _age_seconds(stats.oldest_pending_at),
+            "event_lag_seconds": stats.lag_seconds,
             "rate_limit_wait_seconds": self.client.limiter.waited_seconds,
             "process_api_calls": self.client.counters.http_calls,
         }
-
-    # --- events --------------------------------------------------------------------------------
-
-    async def receive_event(self, form: Mapping[str, str]) -> int:
-        """Verify and store one event, then make sure an apply job is queued."""
-        event = parse_event(form)
-        verify_token(event, await self._application_token())
-        async with self._connection() as conn:
-            event_id = await self._store(conn, event)
-        await self._defer_apply()
-        return event_id
-
-    async def _store(self, conn: AsyncConnection[Any], event: CrmEvent) -> int:
-        return await inbox.store_event(
-            conn,
-            event_name=event.name,
-            entity=event.entity,
-            record_id=event.record_id,
-            member_id=event.member_id,
-            event_ts=event.ts,
-            payload=event.stored_payload(),
-        )
 
     async def _defer_apply(self) -> None:
         with suppress(AlreadyEnqueued):  # the queued apply job will pick new events up too
@@ -328,264 +253,11 @@ class SyncService:
                 .defer_async()
             )
 
-    async def apply_events(self) -> int:
-        """Apply every pending event: per entity, one by-ids sync of the changed records."""
-        applied = 0
-        async with self._connection() as conn:
-            schedules = await schedule.read_schedules(
-                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
-            )
-            claimed = True
-            while claimed:  # until a pass finds nothing it can claim (others may hold some)
-                claimed = False
-                for name in await inbox.pending_entities(conn):
-                    count = await self._apply_entity(conn, name, schedules[name].webhook_enabled)
-                    claimed = claimed or count > 0
-                    applied += count
-        return applied
-
-    async def _apply_entity(self, conn: AsyncConnection[Any], name: str, enabled: bool) -> int:
-        """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
-        async with conn.transaction():
-            pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
-            ids = [p.id for p in pending]
-            if not ids:
-                return 0
-            if not enabled:
-                await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
-                return 0
-            summary = await self.engine.by_ids(entity_named(name), [p.record_id for p in pending])
-            if summary.status != "success":
-                raise TransientSyncFailure(summary.error or "by-ids sync failed")
-            await inbox.mark_processed(conn, ids)
-        return len(ids)
-
     # --- test data ---------------------------------------------------------------------------
 
     def test_data(self) -> TestData:
         return TestData(self.client, libpq_url(self.database_url))
 
     async def test_data_busy(self) -> bool:
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             return await self.test_data().busy(conn)
-
-    # --- event registration --------------------------------------------------------------------
-
-    @property
-    def _application(self) -> bool:
-        return self.client.auth.kind == "application"
-
-    async def _application_token(self) -> str | None:
-        """BITRIX_APPLICATION_TOKEN, else the one the portal gave at installation."""
-        if self.settings.bitrix_application_token is not None:
-            return self.settings.bitrix_application_token.get_secret_value()
-        store = self._token_store()
-        stored = await store.load() if store is not None else None
-        return stored.application_token if stored and stored.application_token else None
-
-    def _token_store(self) -> PgTokenStore | None:
-        portal = self.settings.bitrix_portal_url
-        return PgTokenStore(self.database_url, portal) if portal else None
-
-    async def install_application(self, form: Mapping[str, str]) -> dict[str, Any]:
-        """Keep the tokens a portal posts to the local application's installation path.
-
-        The route is public (the portal calls it), so the tokens are kept only after the
-        configured portal accepts the access token.
-        """
-        store = self._token_store()
-        if store is None:
-            raise InstallRefused(
-                "set BITRIX_PORTAL_URL to your portal's address before installing the local "
-                "application, so its tokens can be checked against it"
-            )
-        tokens = installed_tokens(form)
-        self._count_install_attempt()
-        if not await portal_accepts(self.client.http, store.portal, tokens.access_token):
-            raise InstallRefused(f"{store.portal} did not accept the installation's access token")
-        await store.save(tokens)
-        if isinstance(self.client.auth, AppAuth):
-            self.client.auth.forget()
-        return {
-            "installed": True,
-            "portal": store.portal,
-            "member_id": tokens.member_id,
-            "application_token_stored": bool(tokens.application_token),
-        }
-
-    def _count_install_attempt(self) -> None:
-        """The route is public and each attempt costs a portal call: a few a minute at most."""
-        now = time.monotonic()
-        while self._install_attempts and now - self._install_attempts[0] > 60:
-            self._install_attempts.popleft()
-        if len(self._install_attempts) >= INSTALL_ATTEMPTS_PER_MINUTE:
-            raise TooManyInstallAttempts("too many installation attempts; try again in a minute")
-        self._install_attempts.append(now)
-
-    async def events_mode(self) -> dict[str, Any]:
-        return {
-            "auth": self.client.auth.kind,
-            "can_bind": self._application,
-            "application_token_set": await self._application_token() is not None,
-            "handler_path": HANDLER_PATH,
-            "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
-            "events": list(CRM_EVENT_NAMES),
-        }
-
-    async def registered_events(self) -> dict[str, Any]:
-        async with self._connection() as conn:
-            stats = await inbox.inbox_stats(conn)
-        bindings: list[dict[str, Any]] = []
-        bindings_error = None
-        if self._application:
-            try:
-                bindings = await self._bindings()
-            except BitrixError as exc:  # the page still shows the inbox; the reason is shown
-                bindings_error = str(exc)
-        return await self.events_mode() | {
-            "bindings": bindings,
-            "bindings_error": bindings_error,
-            "last_event_name": stats.last_event,
-            "last_event_at": stats.last_received_at.isoformat() if stats.last_received_at else None,
-            "events_pending": stats.pending,
-            "inbox_lag_seconds": _age_seconds(stats.oldest_pending_at),
-        }
-
-    async def _bindings(self) -> list[dict[str, Any]]:
-        envelope = await self.client.call("event.get")
-        return [
-            {
-                "event": b.get("event"),
-                "handler": b.get("handler") or None,
-                "offline": str(b.get("offline")) == "1",
-            }
-            for b in envelope.get("result") or []
-            if isinstance(b, dict) and b.get("event") in CRM_EVENT_NAMES
-        ]
-
-    async def register_events(
-        self, handler_base_url: str | None, *, offline: bool = False
-    ) -> dict[str, Any]:
-        """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
-        params = self._binding_params(handler_base_url, offline)
-        if not offline and await self._application_token() is None:
-            raise EventsUnavailable(
-                "no application token to check events with: install the application through "
-                "/api/v1/app/install or set BITRIX_APPLICATION_TOKEN, else every delivered event "
-                "would be refused (403). Or register with offline=true."
-            )
-        return await self._bind_all("event.bind", params)
-
-    async def unregister_events(
-        self, handler_base_url: str | None, *, offline: bool = False
-    ) -> dict[str, Any]:
-        return await self._bind_all("event.unbind", self._binding_params(handler_base_url, offline))
-
-    def _binding_params(self, handler_base_url: str | None, offline: bool) -> dict[str, str]:
-        handler = None
-        if handler_base_url is not None or not offline:
-            handler = handler_url(handler_base_url or "", allow_http=self._loopback_portal())
-        if not self._application:
-            raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
-        if offline:
-            return {"event_type": "offline"}
-        assert handler is not None
-        return {"handler": handler}
-
-    async def _bind_all(self, method: str, params: dict[str, str]) -> dict[str, Any]:
-        result = await self.client.batch(
-            {
-                name: f"{method}?{encode_params({'event': name} | params)}"
-                for name in CRM_EVENT_NAMES
-            }
-        )
-        failed = {
-            name: str(error.get("error_description") or error)
-            for name, error in result.errors.items()
-        }
-        return {
-            "method": method,
-            "mode": params.get("event_type", "online"),
-            "handler": params.get("handler"),
-            "events": [name for name in CRM_EVENT_NAMES if name not in failed],
-            "failed": failed,
-        }
-
-    async def drain_offline_events(self) -> int:
-        """Move the portal's offline-event queue into the inbox; at least once.
-
-        Records are taken with ``clear=0`` (the portal hides them under a ``process_id``), stored
-        in the inbox in one transaction with that process id, and then cleared. After a crash
-        between the commit and the clear, the next drain clears the noted process first.
-        """
-        if not self._application:
-            return 0
-        portal = self.client.auth.portal
-        drained = 0
-        async with self._connection() as conn:
-            leftover = await app_tokens.uncleared_offline_process(conn, portal)
-            if leftover:
-                await self._clear_offline(conn, portal, leftover)
-            while True:
-                envelope = await self.client.call(
-                    "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
-                )
-                result = envelope.get("result") or {}
-                rows = [r for r in result.get("events") or [] if isinstance(r, dict)]
-                if not rows:
-                    break
-                async with conn.transaction():
-                    for row in rows:
-                        try:
-                            event = offline_event(row)
-                        except MalformedEvent as exc:
-                            log.warning("offline event %s skipped: %s", row.get("ID"), exc)
-                            continue
-                        await self._store(conn, event)
-                    await app_tokens.note_offline_process(conn, portal, result["process_id"])
-                await self._clear_offline(conn, portal, str(result["process_id"]))
-                drained += len(rows)
-                if len(rows) < OFFLINE_EVENTS_PER_CALL:
-                    break
-        if drained:
-            await self._defer_apply()
-        return drained
-
-    async def _clear_offline(
-        self, conn: AsyncConnection[Any], portal: str, process_id: str
-    ) -> None:
-        await self.client.call("event.offline.clear", {"process_id": process_id})
-        await app_tokens.note_offline_process(conn, portal, None)
-
-    def _loopback_portal(self) -> bool:
-        return self.settings.debug or _is_loopback(urlsplit(self.client.auth.portal).hostname)
-
-
-def _age_seconds(since: datetime | None) -> float:
-    return (datetime.now(UTC) - since).total_seconds() if since else 0.0
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host in ("localhost", None):
-        return host == "localhost"
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def handler_url(base: str, *, allow_http: bool) -> str:
-    """``base`` + the receiver path, after checking the portal may safely be told to call it."""
-    parts = urlsplit(base.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UnsafeHandlerUrl("handler_base_url must be an absolute https:// URL")
-    if parts.username or parts.password:
-        raise UnsafeHandlerUrl("handler_base_url must not carry credentials")
-    if parts.query or parts.fragment:
-        raise UnsafeHandlerUrl("handler_base_url must not carry a query or a fragment")
-    if parts.scheme == "http" and not (allow_http and _is_loopback(parts.hostname)):
-        raise UnsafeHandlerUrl(
-            "handler_base_url must use https (plain http is accepted only for a loopback "
-            "address while developing against a local portal)"
-        )
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{HANDLER_PATH}"

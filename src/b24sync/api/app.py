@@ -140,29 +140,29 @@ def create_app(service: SyncService) -> FastAPI:
     ) -> dict[str, Any]:
         """Bind the CRM events (local application only): online to handler_base_url, or
         offline=true for the drain task."""
-        return await service.register_events(handler_base_url, offline=offline)
+        return await service.events.register(handler_base_url, offline=offline)
 
     @api.delete("/webhooks/unregister", tags=["events"])
     async def unregister(
         _: User, handler_base_url: str | None = None, offline: bool = False
     ) -> dict[str, Any]:
-        return await service.unregister_events(handler_base_url, offline=offline)
+        return await service.events.unregister(handler_base_url, offline=offline)
 
     @api.get("/webhooks/registered", tags=["events"])
     async def registered(_: User) -> dict[str, Any]:
-        return await service.registered_events()
+        return await service.events.registered()
 
     @api.post("/webhooks/bitrix", tags=["events"])
     async def receive(request: Request) -> dict[str, Any]:
         """The event receiver: Bitrix24 POSTs form-encoded events here."""
         form = await _form(request)
-        event_id = await service.receive_event(form)
+        event_id = await service.events.receive(form)
         return {"accepted": True, "id": event_id}
 
     @api.post("/app/install", tags=["events"])
     async def install(request: Request) -> dict[str, Any]:
         """The local application's installation path: the portal POSTs its tokens here."""
-        return await service.install_application(await _form(request))
+        return await service.events.install(await _form(request))
 
     app.include_router(api)
     app.include_router(testdata_router())

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine
 
 from b24sync.store.embedded import EmbeddedPostgres
@@ -53,3 +58,32 @@ class DatabaseLocation(AbstractContextManager["DatabaseLocation"]):
     ) -> None:
         if self._embedded is not None:
             self._embedded.stop()
+
+
+@dataclass
+class PooledDatabase:
+    """A few autocommit connections the service's requests, SSE polls and events reuse; the
+    pool opens on first use, in the running event loop."""
+
+    url: str
+    size: int = 8
+    _pool: AsyncConnectionPool | None = field(default=None, repr=False)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        if self._pool is None:
+            self._pool = AsyncConnectionPool(
+                libpq_url(self.url),
+                min_size=1,
+                max_size=self.size,
+                kwargs={"autocommit": True},
+                open=False,
+            )
+        await self._pool.open()  # safe to repeat
+        async with self._pool.connection() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

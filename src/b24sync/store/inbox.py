@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -23,6 +23,13 @@ class InboxStats:
     oldest_pending_at: datetime | None
     last_received_at: datetime | None
     last_event: str | None
+
+    @property
+    def lag_seconds(self) -> float:
+        """How long the oldest pending event has waited (0 with none pending)."""
+        if self.oldest_pending_at is None:
+            return 0.0
+        return (datetime.now(UTC) - self.oldest_pending_at).total_seconds()
 
 
 async def store_event(

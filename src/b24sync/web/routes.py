@@ -136,7 +136,7 @@ def web_router() -> APIRouter:
     async def events(request: Request) -> Response:
         if not await _signed_in(request):
             return RedirectResponse("/login", status_code=303)
-        info = await service_of(request).registered_events()
+        info = await service_of(request).events.registered()
         return _render(request, "events", info=info, base_url=str(request.base_url).rstrip("/"))
 
     @router.get("/schema", response_class=HTMLResponse)

@@ -1,0 +1,353 @@
+"""How Bitrix24 events reach the mirror: received or drained into the inbox, then applied.
+
+Three ways in (README, Events): an outbound webhook the portal admin configures; a local
+application's online bindings (``event.bind`` to our receiver); its offline queue, drained with
+``event.offline.get``. Also the application's installation path, whose tokens verify events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+
+from psycopg import AsyncConnection
+
+from b24sync.bitrix.auth import AppAuth, installed_tokens, portal_accepts
+from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.encoding import encode_params
+from b24sync.config import Settings
+from b24sync.entities import ENTITIES, entity_named
+from b24sync.errors import (
+    BitrixError,
+    EventsUnavailable,
+    InstallRefused,
+    MalformedEvent,
+    TooManyInstallAttempts,
+    TransientSyncFailure,
+    UnsafeHandlerUrl,
+)
+from b24sync.store import app_tokens, inbox, schedule
+from b24sync.store.app_tokens import PgTokenStore
+from b24sync.store.database import PooledDatabase
+from b24sync.sync.engine import SyncEngine
+from b24sync.sync.events import (
+    CRM_EVENT_NAMES,
+    CrmEvent,
+    offline_event,
+    parse_event,
+    verify_token,
+)
+
+log = logging.getLogger(__name__)
+
+EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
+HANDLER_PATH = "/api/v1/webhooks/bitrix"
+INSTALL_ATTEMPTS_PER_MINUTE = 10
+OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
+
+INBOUND_WEBHOOK_EVENTS_HELP = (
+    "The portal binds event handlers only for applications (OAuth), not for an inbound webhook. "
+    "Two ways work: (1) in the portal, Developer resources > Other > Outbound webhook: handler "
+    "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY}"
+    "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
+    "local application: installation path <your base URL>/api/v1/app/install, then "
+    "BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET, after which register binds "
+    "the events (online, or offline with no public URL). Until then the scheduled incremental "
+    "syncs keep the copy current."
+)
+APPLICATION_EVENTS_HELP = (
+    "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
+    "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach, and the "
+    "application token from the installation or BITRIX_APPLICATION_TOKEN); offline mode "
+    "(offline=true) needs no public URL: the portal queues the events and a task drains "
+    "event.offline.get every 15 s."
+)
+
+
+@dataclass
+class EventIntake:
+    """The events side of the service. ``defer_apply`` queues the apply job (the job queue is
+    the service's)."""
+
+    settings: Settings
+    db: PooledDatabase
+    engine: SyncEngine
+    defer_apply: Callable[[], Awaitable[None]]
+    _install_attempts: deque[float] = field(default_factory=deque)
+
+    @property
+    def client(self) -> BitrixClient:
+        return self.engine.client
+
+    async def receive(self, form: Mapping[str, str]) -> int:
+        """Verify and store one event, then make sure an apply job is queued."""
+        event = parse_event(form)
+        verify_token(event, await self._application_token())
+        async with self.db.connection() as conn:
+            event_id = await self._store(conn, event)
+        await self.defer_apply()
+        return event_id
+
+    async def _store(self, conn: AsyncConnection[Any], event: CrmEvent) -> int:
+        return await inbox.store_event(
+            conn,
+            event_name=event.name,
+            entity=event.entity,
+            record_id=event.record_id,
+            member_id=event.member_id,
+            event_ts=event.ts,
+            payload=event.stored_payload(),
+        )
+
+    async def apply(self) -> int:
+        """Apply every pending event: per entity, one by-ids sync of the changed records."""
+        applied = 0
+        async with self.db.connection() as conn:
+            schedules = await schedule.read_schedules(
+                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+            )
+            claimed = True
+            while claimed:  # until a pass finds nothing it can claim (others may hold some)
+                claimed = False
+                for name in await inbox.pending_entities(conn):
+                    count = await self._apply_entity(conn, name, schedules[name].webhook_enabled)
+                    claimed = claimed or count > 0
+                    applied += count
+        return applied
+
+    async def _apply_entity(self, conn: AsyncConnection[Any], name: str, enabled: bool) -> int:
+        """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
+        async with conn.transaction():
+            pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
+            ids = [p.id for p in pending]
+            if not ids:
+                return 0
+            if not enabled:
+                await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
+                return 0
+            summary = await self.engine.by_ids(entity_named(name), [p.record_id for p in pending])
+            if summary.status != "success":
+                raise TransientSyncFailure(summary.error or "by-ids sync failed")
+            await inbox.mark_processed(conn, ids)
+        return len(ids)
+
+    @property
+    def _application(self) -> bool:
+        return self.client.auth.kind == "application"
+
+    async def _application_token(self) -> str | None:
+        """BITRIX_APPLICATION_TOKEN, else the one the portal gave at installation."""
+        if self.settings.bitrix_application_token is not None:
+            return self.settings.bitrix_application_token.get_secret_value()
+        store = self._token_store()
+        stored = await store.load() if store is not None else None
+        return stored.application_token if stored and stored.application_token else None
+
+    def _token_store(self) -> PgTokenStore | None:
+        portal = self.settings.bitrix_portal_url
+        return PgTokenStore(self.db.url, portal) if portal else None
+
+    async def install(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """Keep the tokens a portal posts to the local application's installation path.
+
+        The route is public (the portal calls it), so the tokens are kept only after the
+        configured portal accepts the access token.
+        """
+        store = self._token_store()
+        if store is None:
+            raise InstallRefused(
+                "set BITRIX_PORTAL_URL to your portal's address before installing the local "
+                "application, so its tokens can be checked against it"
+            )
+        tokens = installed_tokens(form)
+        self._count_install_attempt()
+        if not await portal_accepts(self.client.http, store.portal, tokens.access_token):
+            raise InstallRefused(f"{store.portal} did not accept the installation's access token")
+        await store.save(tokens)
+        if isinstance(self.client.auth, AppAuth):
+            self.client.auth.forget()
+        return {
+            "installed": True,
+            "portal": store.portal,
+            "member_id": tokens.member_id,
+            "application_token_stored": bool(tokens.application_token),
+        }
+
+    def _count_install_attempt(self) -> None:
+        """The route is public and each attempt costs a portal call: a few a minute at most."""
+        now = time.monotonic()
+        while self._install_attempts and now - self._install_attempts[0] > 60:
+            self._install_attempts.popleft()
+        if len(self._install_attempts) >= INSTALL_ATTEMPTS_PER_MINUTE:
+            raise TooManyInstallAttempts("too many installation attempts; try again in a minute")
+        self._install_attempts.append(now)
+
+    async def mode(self) -> dict[str, Any]:
+        return {
+            "auth": self.client.auth.kind,
+            "can_bind": self._application,
+            "application_token_set": await self._application_token() is not None,
+            "handler_path": HANDLER_PATH,
+            "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
+            "events": list(CRM_EVENT_NAMES),
+        }
+
+    async def registered(self) -> dict[str, Any]:
+        async with self.db.connection() as conn:
+            stats = await inbox.inbox_stats(conn)
+        bindings: list[dict[str, Any]] = []
+        bindings_error = None
+        if self._application:
+            try:
+                bindings = await self._bindings()
+            except BitrixError as exc:  # the page still shows the inbox; the reason is shown
+                bindings_error = str(exc)
+        return await self.mode() | {
+            "bindings": bindings,
+            "bindings_error": bindings_error,
+            "last_event_name": stats.last_event,
+            "last_event_at": stats.last_received_at.isoformat() if stats.last_received_at else None,
+            "events_pending": stats.pending,
+            "inbox_lag_seconds": stats.lag_seconds,
+        }
+
+    async def _bindings(self) -> list[dict[str, Any]]:
+        envelope = await self.client.call("event.get")
+        return [
+            {
+                "event": b.get("event"),
+                "handler": b.get("handler") or None,
+                "offline": str(b.get("offline")) == "1",
+            }
+            for b in envelope.get("result") or []
+            if isinstance(b, dict) and b.get("event") in CRM_EVENT_NAMES
+        ]
+
+    async def register(
+        self, handler_base_url: str | None, *, offline: bool = False
+    ) -> dict[str, Any]:
+        """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
+        params = self._binding_params(handler_base_url, offline)
+        if not offline and await self._application_token() is None:
+            raise EventsUnavailable(
+                "no application token to check events with: install the application through "
+                "/api/v1/app/install or set BITRIX_APPLICATION_TOKEN, else every delivered event "
+                "would be refused (403). Or register with offline=true."
+            )
+        return await self._bind_all("event.bind", params)
+
+    async def unregister(
+        self, handler_base_url: str | None, *, offline: bool = False
+    ) -> dict[str, Any]:
+        return await self._bind_all("event.unbind", self._binding_params(handler_base_url, offline))
+
+    def _binding_params(self, handler_base_url: str | None, offline: bool) -> dict[str, str]:
+        handler = None
+        if handler_base_url is not None or not offline:
+            handler = handler_url(handler_base_url or "", allow_http=self._loopback_portal())
+        if not self._application:
+            raise EventsUnavailable(INBOUND_WEBHOOK_EVENTS_HELP)
+        if offline:
+            return {"event_type": "offline"}
+        assert handler is not None
+        return {"handler": handler}
+
+    async def _bind_all(self, method: str, params: dict[str, str]) -> dict[str, Any]:
+        result = await self.client.batch(
+            {
+                name: f"{method}?{encode_params({'event': name} | params)}"
+                for name in CRM_EVENT_NAMES
+            }
+        )
+        failed = {
+            name: str(error.get("error_description") or error)
+            for name, error in result.errors.items()
+        }
+        return {
+            "method": method,
+            "mode": params.get("event_type", "online"),
+            "handler": params.get("handler"),
+            "events": [name for name in CRM_EVENT_NAMES if name not in failed],
+            "failed": failed,
+        }
+
+    async def drain_offline(self) -> int:
+        """Move the portal's offline-event queue into the inbox; at least once.
+
+        Records are taken with ``clear=0`` (the portal hides them under a ``process_id``), stored
+        in the inbox in one transaction with that process id, and then cleared. After a crash
+        between the commit and the clear, the next drain clears the noted process first.
+        """
+        if not self._application:
+            return 0
+        portal = self.client.auth.portal
+        drained = 0
+        async with self.db.connection() as conn:
+            leftover = await app_tokens.uncleared_offline_process(conn, portal)
+            if leftover:
+                await self._clear_offline(conn, portal, leftover)
+            while True:
+                envelope = await self.client.call(
+                    "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
+                )
+                result = envelope.get("result") or {}
+                rows = [r for r in result.get("events") or [] if isinstance(r, dict)]
+                if not rows:
+                    break
+                async with conn.transaction():
+                    for row in rows:
+                        try:
+                            event = offline_event(row)
+                        except MalformedEvent as exc:
+                            log.warning("offline event %s skipped: %s", row.get("ID"), exc)
+                            continue
+                        await self._store(conn, event)
+                    await app_tokens.note_offline_process(conn, portal, result["process_id"])
+                await self._clear_offline(conn, portal, str(result["process_id"]))
+                drained += len(rows)
+                if len(rows) < OFFLINE_EVENTS_PER_CALL:
+                    break
+        if drained:
+            await self.defer_apply()
+        return drained
+
+    async def _clear_offline(
+        self, conn: AsyncConnection[Any], portal: str, process_id: str
+    ) -> None:
+        await self.client.call("event.offline.clear", {"process_id": process_id})
+        await app_tokens.note_offline_process(conn, portal, None)
+
+    def _loopback_portal(self) -> bool:
+        return self.settings.debug or _is_loopback(urlsplit(self.client.auth.portal).hostname)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost", None):
+        return host == "localhost"
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def handler_url(base: str, *, allow_http: bool) -> str:
+    """``base`` + the receiver path, after checking the portal may safely be told to call it."""
+    parts = urlsplit(base.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeHandlerUrl("handler_base_url must be an absolute https:// URL")
+    if parts.username or parts.password:
+        raise UnsafeHandlerUrl("handler_base_url must not carry credentials")
+    if parts.query or parts.fragment:
+        raise UnsafeHandlerUrl("handler_base_url must not carry a query or a fragment")
+    if parts.scheme == "http" and not (allow_http and _is_loopback(parts.hostname)):
+        raise UnsafeHandlerUrl(
+            "handler_base_url must use https (plain http is accepted only for a loopback "
+            "address while developing against a local portal)"
+        )
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{HANDLER_PATH}"
