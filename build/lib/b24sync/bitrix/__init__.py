@@ -1,1 +1,0 @@
-"""Bitrix24 REST: the async client, its limiter and the fast keyset export."""

@@ -1,1 +1,0 @@
-"""Bitrix24 field metadata -> PostgreSQL tables: identifiers, the type map, the DDL planner."""

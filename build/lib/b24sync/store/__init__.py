@@ -1,1 +1,0 @@
-"""PostgreSQL: connection, embedded server, service tables, migrations, bulk loader."""

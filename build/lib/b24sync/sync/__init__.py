@@ -1,1 +1,0 @@
-"""The sync engine: full, incremental, by-ids and reconcile runs for any entity."""
