@@ -294,7 +294,9 @@ async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
         assert statuses == [403] * 8 + [429] * 7  # 2 attempts above: 10 a minute in all
         assert stack.emu.stats.http_calls - calls == 8
 
-    # A process configured with the application's id and secret uses the kept pair.
+    # A process configured with the application's id and secret uses the kept pair. With
+    # neither a kept pair nor a refresh token, an application counts as not installed (the
+    # offline drain then skips quietly).
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
         auth = AppAuth(
             portal_url=PORTAL,
@@ -303,4 +305,12 @@ async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
             store=PgTokenStore(database_url, PORTAL),
             oauth_url=PORTAL,
         )
+        assert await auth.installed()
         assert (await fast_client(http, auth=auth).call("crm.deal.list"))["total"] == 60
+        uninstalled = AppAuth(
+            portal_url="http://elsewhere",
+            client_id=installed["client_id"],
+            client_secret=installed["client_secret"],
+            store=PgTokenStore(database_url, "http://elsewhere"),
+        )
+        assert not await uninstalled.installed()

@@ -284,9 +284,10 @@ class EventIntake:
         in the inbox in one transaction with that process id, and then cleared. After a crash
         between the commit and the clear, the next drain clears the noted process first.
         """
-        if not self._application:
-            return 0
-        portal = self.client.auth.portal
+        auth = self.client.auth
+        if not isinstance(auth, AppAuth) or not await auth.installed():
+            return 0  # nothing bound offline yet, and every 15 s is too often to complain
+        portal = auth.portal
         drained = 0
         async with self.db.connection() as conn:
             leftover = await app_tokens.uncleared_offline_process(conn, portal)
