@@ -161,8 +161,8 @@ def process(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     assert "stopped" in err and "Traceback" not in err
 
 
-def wait_healthy(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
+def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1]
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -128,3 +129,43 @@ async def test_two_worker_processes_run_each_job_exactly_once(database_url: str)
             rows = conn.execute(f"SELECT count(*) FROM bitrix24.crm_{name}").fetchone()
             assert rows == (count,)
     assert emu.stats.by_method["crm.deal.fields"] == 1
+
+
+def test_run_is_the_whole_product_on_defaults(database_url: str, tmp_path: Any) -> None:
+    """`b24sync run` with no portal configured: a demo portal, a first full sync of everything,
+    the service with its admin key, and the demo portal's events reaching the rows."""
+    port, emulator_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "API_KEYS"))},
+        "DATABASE_URL": database_url,
+        "B24SYNC_DATA_DIR": str(tmp_path),
+    }
+    args = ("run", "--port", str(port), "--emulator-port", str(emulator_port))
+    with process(*args, env=env) as proc:
+        wait_healthy(base, proc, timeout=120)
+        key = (tmp_path / "admin_api_key").read_text().strip()
+        auth = {"Authorization": f"Bearer {key}"}
+        status = httpx.get(f"{base}/api/v1/sync/status", headers=auth).json()["entities"]
+        assert {e["entity"]: e["rows"] for e in status} == {
+            "deal": 5000,
+            "contact": 3000,
+            "lead": 2000,
+            "company": 1000,
+        }
+        assert httpx.get(f"{base}/api/v1/sync/status").status_code == 401
+        emulator = f"http://127.0.0.1:{emulator_port}"
+        httpx.patch(f"{emulator}/_emulator/records/lead/9", json={"TITLE": "seen by run"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and lead_title(database_url, 9) != "seen by run":
+            time.sleep(0.2)
+        assert lead_title(database_url, 9) == "seen by run"
+    assert key in proc.stderr_text  # type: ignore[attr-defined]  # printed for the user
+    assert "dashboard: http://127.0.0.1:" in proc.stderr_text  # type: ignore[attr-defined]
+
+
+def lead_title(database_url: str, lead_id: int) -> str | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT title FROM bitrix24.crm_lead WHERE id = %s", (lead_id,))
+        found = row.fetchone()
+    return found[0] if found else None
