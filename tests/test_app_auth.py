@@ -100,14 +100,14 @@ async def test_processes_sharing_the_pair_refresh_it_once(
     assert emu.app is not None
     emu.app.expires_at = time.time() - 1
     refreshes = 0
-    original = emu.refresh_app
+    original = emu.exchange
 
     def counting_refresh(*args: str) -> Any:
         nonlocal refreshes
         refreshes += 1
         return original(*args)
 
-    emu.refresh_app = counting_refresh  # type: ignore[method-assign]
+    emu.exchange = counting_refresh  # type: ignore[method-assign]
     results = await asyncio.gather(*(c.call("crm.deal.list") for c in [first, *others]))
     assert all(r["total"] == 60 for r in results)
     assert refreshes == 1
@@ -314,3 +314,45 @@ async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
             store=PgTokenStore(database_url, "http://elsewhere"),
         )
         assert not await uninstalled.installed()
+
+
+async def test_the_authorization_code_flow_needs_no_public_address(
+    emu: Emulator, database_url: str
+) -> None:
+    """settings/oauth/index.md: the browser goes to the portal's consent page and comes back to
+    the application's address with a code; that address may be localhost."""
+    assert emu.app is not None
+    emu.app.redirect_uri = f"{HANDLER_BASE}/api/v1/app/oauth"
+    auth = app_auth(emu, database_url, bootstrap="")
+    async with service_stack(
+        database_url, emu, worker=False, auth=auth, bitrix_portal_url=PORTAL
+    ) as stack:
+        assert not await auth.installed()
+        go = await stack.api.get("/api/v1/app/connect")
+        assert go.status_code == 303
+        consent = go.headers["location"]
+        assert consent.startswith(f"{PORTAL}/oauth/authorize/?client_id={emu.app.client_id}")
+        back = await stack.portal.http.get(consent)  # the person agrees at the portal
+        assert back.status_code == 302
+        returned = back.headers["location"].removeprefix(HANDLER_BASE)
+        stack.api.headers.pop("Authorization")  # the browser returns without our bearer token
+
+        expired = returned.replace("state=", "state=1700000000.x.", 1)
+        tampered = returned.replace("state=", "state=9", 1)  # a fresh time, but not our signature
+        for forged in (expired, tampered, returned.split("&state=")[0] + "&state=none"):
+            refused = await stack.api.get(forged)
+            assert refused.status_code == 403 and "state" in refused.json()["detail"]
+        done = await stack.api.get(returned)
+        assert done.status_code == 303 and done.headers["location"] == "/events"
+        assert stored_tokens(database_url) == (emu.app.access_token, emu.app.refresh_token)
+        assert (await stack.portal.call("crm.deal.list"))["total"] == 60
+        replay = await stack.api.get(returned)  # a code is spent once
+        assert replay.status_code == 502 and "invalid_grant" in replay.json()["detail"]
+
+
+async def test_connecting_under_an_inbound_webhook_says_what_is_missing(
+    emu: Emulator, database_url: str
+) -> None:
+    async with service_stack(database_url, emu, worker=False) as stack:
+        response = await stack.api.get("/api/v1/app/connect")
+        assert response.status_code == 409 and "BITRIX_CLIENT_ID" in response.json()["detail"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -121,14 +121,28 @@ def create_app(emulator: Emulator | None = None) -> FastAPI:
     @app.api_route("/oauth/token/", methods=["GET", "POST"], include_in_schema=False)
     async def oauth_token(request: Request) -> Response:
         params = await _read_params(request)
-        if params.get("grant_type") != "refresh_token":
-            raise errors.RestError("unsupported_grant_type", "Only refresh_token is supported", 400)
-        app_ = emu.refresh_app(
-            str(params.get("client_id")),
-            str(params.get("client_secret")),
-            str(params.get("refresh_token")),
+        grant_type = str(params.get("grant_type"))
+        secret = params.get("refresh_token" if grant_type == "refresh_token" else "code")
+        app_ = emu.exchange(
+            grant_type, str(params.get("client_id")), str(params.get("client_secret")), str(secret)
         )
         return _json(_token_payload(emu, app_.access_token, app_.refresh_token))
+
+    @app.get("/oauth/authorize/", include_in_schema=False)
+    async def oauth_authorize(client_id: str, state: str = "") -> Response:
+        """The user is signed in and agrees: back to the application's address with a code."""
+        app_, code = emu.authorization_code(client_id)
+        query = urlencode(
+            {
+                "code": code,
+                "state": state,
+                "domain": emu.portal.domain,
+                "member_id": emu.portal.member_id,
+                "scope": "crm,user",
+                "server_domain": "oauth.bitrix.info",
+            }
+        )
+        return Response(status_code=302, headers={"Location": f"{app_.redirect_uri}?{query}"})
 
     app.include_router(control_router(emu), prefix="/_emulator")
     return app
@@ -267,7 +281,7 @@ def control_router(emu: Emulator) -> APIRouter:
     async def install_app(body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add a local application; with ``install_handler``, the portal POSTs ONAPPINSTALL there
         with the tokens, as on saving the local-application form."""
-        app_ = emu.install_app()
+        app_ = emu.install_app(redirect_uri=str((body or {}).get("redirect_uri") or ""))
         tokens = _token_payload(emu, app_.access_token, app_.refresh_token) | {
             "application_token": emu.app_application_token,
         }

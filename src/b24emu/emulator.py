@@ -29,6 +29,8 @@ class AppCredentials:
     access_token: str
     refresh_token: str
     expires_at: float
+    redirect_uri: str = ""  # the local application's handler path
+    codes: dict[str, float] = field(default_factory=dict)  # authorization code -> expiry
 
 
 @dataclass
@@ -83,23 +85,44 @@ class Emulator:
             raise errors.expired_token()
         return self.webhook_user_id
 
-    def install_app(self, lifetime: float = 3600.0) -> AppCredentials:
+    def install_app(self, lifetime: float = 3600.0, redirect_uri: str = "") -> AppCredentials:
         self.app = AppCredentials(
             client_id=f"local.{secrets.token_hex(6)}",
             client_secret=secrets.token_hex(16),
             access_token=secrets.token_hex(16),
             refresh_token=secrets.token_hex(16),
             expires_at=time.time() + lifetime,
+            redirect_uri=redirect_uri,
         )
         return self.app
 
-    def refresh_app(self, client_id: str, client_secret: str, refresh_token: str) -> AppCredentials:
+    def authorization_code(self, client_id: str) -> tuple[AppCredentials, str]:
+        """The signed-in user agrees at /oauth/authorize/: a code valid for 30 s
+        (settings/oauth/index.md)."""
         app = self.app
-        if app is None or (client_id, client_secret, refresh_token) != (
-            app.client_id,
-            app.client_secret,
-            app.refresh_token,
-        ):
+        if app is None or client_id != app.client_id:
+            raise errors.RestError("invalid_client", "The application is not installed", 400)
+        code = secrets.token_hex(16)
+        app.codes[code] = time.time() + 30
+        return app, code
+
+    def exchange(
+        self, grant_type: str, client_id: str, client_secret: str, secret: str
+    ) -> AppCredentials:
+        """The OAuth server's /oauth/token/: a refresh token or an authorization code (each
+        spent once) for a new pair."""
+        app = self.app
+        if app is None or (client_id, client_secret) != (app.client_id, app.client_secret):
+            raise errors.RestError("invalid_client", "Invalid client", 400)
+        if grant_type == "refresh_token":
+            valid = secrets.compare_digest(secret, app.refresh_token)
+        elif grant_type == "authorization_code":
+            valid = app.codes.pop(secret, 0.0) > time.time()
+        else:
+            raise errors.RestError(
+                "unsupported_grant_type", f"{grant_type!r} is not supported", 400
+            )
+        if not valid:
             raise errors.RestError(
                 "invalid_grant", "Invalid authorization code or refresh token", 400
             )

@@ -2,23 +2,22 @@
 
 Three ways in (README, Events): an outbound webhook the portal admin configures; a local
 application's online bindings (``event.bind`` to our receiver); its offline queue, drained with
-``event.offline.get``. Also the application's installation path, whose tokens verify events.
+``event.offline.get``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
 from psycopg import AsyncConnection
 
-from b24sync.bitrix.auth import AppAuth, installed_tokens, portal_accepts
+from b24sync.application import LocalApplication
+from b24sync.bitrix.auth import AppAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.config import Settings
@@ -26,14 +25,11 @@ from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
-    InstallRefused,
     MalformedEvent,
-    TooManyInstallAttempts,
     TransientSyncFailure,
     UnsafeHandlerUrl,
 )
 from b24sync.store import app_tokens, inbox, schedule
-from b24sync.store.app_tokens import PgTokenStore
 from b24sync.store.database import PooledDatabase
 from b24sync.sync.engine import SyncEngine
 from b24sync.sync.events import (
@@ -48,7 +44,6 @@ log = logging.getLogger(__name__)
 
 EVENTS_PER_APPLY = 2500  # 50 list commands x 50 IDs: one batch call
 HANDLER_PATH = "/api/v1/webhooks/bitrix"
-INSTALL_ATTEMPTS_PER_MINUTE = 10
 OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-get.md)
 
 INBOUND_WEBHOOK_EVENTS_HELP = (
@@ -78,8 +73,8 @@ class EventIntake:
     settings: Settings
     db: PooledDatabase
     engine: SyncEngine
+    app: LocalApplication
     defer_apply: Callable[[], Awaitable[None]]
-    _install_attempts: deque[float] = field(default_factory=deque)
 
     @property
     def client(self) -> BitrixClient:
@@ -88,7 +83,7 @@ class EventIntake:
     async def receive(self, form: Mapping[str, str]) -> int:
         """Verify and store one event, then make sure an apply job is queued."""
         event = parse_event(form)
-        verify_token(event, await self._application_token())
+        verify_token(event, await self.app.application_token())
         async with self.db.connection() as conn:
             event_id = await self._store(conn, event)
         await self.defer_apply()
@@ -141,58 +136,11 @@ class EventIntake:
     def _application(self) -> bool:
         return self.client.auth.kind == "application"
 
-    async def _application_token(self) -> str | None:
-        """BITRIX_APPLICATION_TOKEN, else the one the portal gave at installation."""
-        if self.settings.bitrix_application_token is not None:
-            return self.settings.bitrix_application_token.get_secret_value()
-        store = self._token_store()
-        stored = await store.load() if store is not None else None
-        return stored.application_token if stored and stored.application_token else None
-
-    def _token_store(self) -> PgTokenStore | None:
-        portal = self.settings.bitrix_portal_url
-        return PgTokenStore(self.db.url, portal) if portal else None
-
-    async def install(self, form: Mapping[str, str]) -> dict[str, Any]:
-        """Keep the tokens a portal posts to the local application's installation path.
-
-        The route is public (the portal calls it), so the tokens are kept only after the
-        configured portal accepts the access token.
-        """
-        store = self._token_store()
-        if store is None:
-            raise InstallRefused(
-                "set BITRIX_PORTAL_URL to your portal's address before installing the local "
-                "application, so its tokens can be checked against it"
-            )
-        tokens = installed_tokens(form)
-        self._count_install_attempt()
-        if not await portal_accepts(self.client.http, store.portal, tokens.access_token):
-            raise InstallRefused(f"{store.portal} did not accept the installation's access token")
-        await store.save(tokens)
-        if isinstance(self.client.auth, AppAuth):
-            self.client.auth.forget()
-        return {
-            "installed": True,
-            "portal": store.portal,
-            "member_id": tokens.member_id,
-            "application_token_stored": bool(tokens.application_token),
-        }
-
-    def _count_install_attempt(self) -> None:
-        """The route is public and each attempt costs a portal call: a few a minute at most."""
-        now = time.monotonic()
-        while self._install_attempts and now - self._install_attempts[0] > 60:
-            self._install_attempts.popleft()
-        if len(self._install_attempts) >= INSTALL_ATTEMPTS_PER_MINUTE:
-            raise TooManyInstallAttempts("too many installation attempts; try again in a minute")
-        self._install_attempts.append(now)
-
     async def mode(self) -> dict[str, Any]:
         return {
             "auth": self.client.auth.kind,
             "can_bind": self._application,
-            "application_token_set": await self._application_token() is not None,
+            "application_token_set": await self.app.application_token() is not None,
             "handler_path": HANDLER_PATH,
             "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
             "events": list(CRM_EVENT_NAMES),
@@ -234,7 +182,7 @@ class EventIntake:
     ) -> dict[str, Any]:
         """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
         params = self._binding_params(handler_base_url, offline)
-        if not offline and await self._application_token() is None:
+        if not offline and await self.app.application_token() is None:
             raise EventsUnavailable(
                 "no application token to check events with: install the application through "
                 "/api/v1/app/install or set BITRIX_APPLICATION_TOKEN, else every delivered event "

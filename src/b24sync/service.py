@@ -1,5 +1,6 @@
 """The always-on service's use cases; the API, the jobs and the CLI call these and nothing lower.
-Events (receiving, draining, applying, registering) are :attr:`SyncService.events`.
+Events (receiving, draining, applying, registering) are :attr:`SyncService.events`; a local
+application's installation and authorization are :attr:`SyncService.app`.
 
 Everything that crosses processes goes through PostgreSQL: a requested sync is a 'queued' row in
 the run log plus a procrastinate job, a received event is a row in the inbox plus a job, and
@@ -19,6 +20,7 @@ from typing import Any
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 
+from b24sync.application import LocalApplication
 from b24sync.bitrix.client import BitrixClient
 from b24sync.config import Settings
 from b24sync.entities import ENTITIES, entity_named
@@ -50,11 +52,13 @@ class SyncService:
     jobs: procrastinate.App | None = None
     _portal_checked: tuple[float, bool, str] = field(default=(0.0, False, ""))
     db: PooledDatabase = field(init=False)
+    app: LocalApplication = field(init=False)
     events: EventIntake = field(init=False)
 
     def __post_init__(self) -> None:
         self.db = PooledDatabase(self.database_url)
-        self.events = EventIntake(self.settings, self.db, self.engine, self._defer_apply)
+        self.app = LocalApplication(self.settings, self.db, self.engine.client)
+        self.events = EventIntake(self.settings, self.db, self.engine, self.app, self._defer_apply)
 
     @property
     def client(self) -> BitrixClient:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -18,6 +18,7 @@ from b24sync.api.metrics import render_metrics
 from b24sync.api.testdata import testdata_router
 from b24sync.errors import (
     BitrixError,
+    ConfigurationError,
     EventsUnavailable,
     ForbiddenEvent,
     InstallRefused,
@@ -46,6 +47,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     UnknownEntity: 422,
     UnsafeHandlerUrl: 422,
     SeedBusy: 409,
+    ConfigurationError: 409,  # the service is not set up for what was asked
     BitrixError: 502,  # the portal (or its OAuth server) refused or failed: say why
 }
 
@@ -162,7 +164,18 @@ def create_app(service: SyncService) -> FastAPI:
     @api.post("/app/install", tags=["events"])
     async def install(request: Request) -> dict[str, Any]:
         """The local application's installation path: the portal POSTs its tokens here."""
-        return await service.events.install(await _form(request))
+        return await service.app.install(await _form(request))
+
+    @api.get("/app/connect", tags=["events"], response_class=RedirectResponse, status_code=303)
+    async def connect(_: User) -> RedirectResponse:
+        """Send the browser to the portal to authorize the local application."""
+        return RedirectResponse(service.app.authorize_url(), status_code=303)
+
+    @api.get("/app/oauth", tags=["events"], response_class=RedirectResponse, status_code=303)
+    async def oauth_return(code: str, state: str) -> RedirectResponse:
+        """The local application's address: the portal sends the browser back here."""
+        await service.app.complete_authorization(code, state)
+        return RedirectResponse("/events", status_code=303)
 
     app.include_router(api)
     app.include_router(testdata_router())

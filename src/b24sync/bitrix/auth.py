@@ -159,28 +159,37 @@ class AppAuth:
         self._tokens = tokens
 
     async def _refresh(self, http: httpx.AsyncClient, refresh_token: str) -> AppTokens:
+        return await self._grant(http, "refresh_token", refresh_token=refresh_token)
+
+    async def exchange_code(self, http: httpx.AsyncClient, code: str) -> AppTokens:
+        """The authorization-code grant: the first pair, from the code the portal gave the
+        browser (valid 30 s)."""
+        return await self._grant(http, "authorization_code", code=code)
+
+    async def _grant(self, http: httpx.AsyncClient, grant_type: str, **secret: str) -> AppTokens:
         try:
             response = await http.get(
                 self.oauth_url.rstrip("/") + TOKEN_PATH,
                 params={
-                    "grant_type": "refresh_token",
+                    "grant_type": grant_type,
                     "client_id": self.client_id,
                     "client_secret": self.client_secret,
-                    "refresh_token": refresh_token,
+                    **secret,
                 },
             )
             payload: Any = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise OAuthRefused(
-                f"the OAuth server could not be asked for new tokens ({type(exc).__name__})",
+                f"the OAuth server could not be asked for tokens ({type(exc).__name__})",
                 code="oauth_unreachable",
             ) from None
         if not isinstance(payload, dict) or "access_token" not in payload:
             code = str(payload.get("error", "")) if isinstance(payload, dict) else ""
             raise OAuthRefused(
                 redact(
-                    f"the OAuth server refused the refresh token ({code or response.status_code}): "
-                    "reinstall the local application or set a fresh BITRIX_REFRESH_TOKEN"
+                    f"the OAuth server refused the {grant_type.replace('_', ' ')} "
+                    f"({code or response.status_code}): reinstall or reconnect the local "
+                    "application, or set a fresh BITRIX_REFRESH_TOKEN"
                 ),
                 code=code,
                 status=response.status_code,

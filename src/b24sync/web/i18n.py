@@ -64,6 +64,11 @@ LABELS: dict[str, dict[str, str]] = {
         "ru": "Офлайн-события (без публичного адреса)",
     },
     "bindings": {"en": "Bound events", "ru": "Привязанные события"},
+    "connect_app": {"en": "Authorize the application", "ru": "Авторизовать приложение"},
+    "connect_hint": {
+        "en": "(the portal asks you to agree, then sends you back here with its tokens)",
+        "ru": "(портал попросит подтвердить доступ и вернёт вас сюда с токенами)",
+    },
     "handler_base_url": {"en": "This service's public URL", "ru": "Публичный адрес сервиса"},
     "outbound_steps": {
         "en": "How to send events with an inbound webhook configured",
