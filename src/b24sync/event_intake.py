@@ -51,10 +51,11 @@ INBOUND_WEBHOOK_EVENTS_HELP = (
     "Two ways work: (1) in the portal, Developer resources > Other > Outbound webhook: handler "
     "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY}"
     "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
-    "local application: installation path <your base URL>/api/v1/app/install, then "
-    "BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET, after which register binds "
-    "the events (online, or offline with no public URL). Until then the scheduled incremental "
-    "syncs keep the copy current."
+    "local application: BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET, tokens "
+    "through /api/v1/app/connect (handler path <your base URL>/api/v1/app/oauth) or the "
+    "installation path /api/v1/app/install, after which register binds the events (online, or "
+    "offline with no public URL). Until then the scheduled incremental syncs keep the copy "
+    "current."
 )
 APPLICATION_EVENTS_HELP = (
     "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
