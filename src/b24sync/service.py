@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 TASK_SYNC = "sync_entity"
 TASK_APPLY_EVENTS = "apply_events"
 PORTAL_CHECK_TTL_SECONDS = 60.0
+HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -205,7 +206,7 @@ class SyncService:
     async def health(self) -> dict[str, Any]:
         database_ok, database_error = True, ""
         try:
-            async with self.db.connection() as conn:
+            async with self.db.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
                 await conn.execute("SELECT 1")
         except Exception as exc:  # health reports every failure, it never raises
             database_ok, database_error = False, type(exc).__name__
@@ -215,6 +216,7 @@ class SyncService:
             "database": {"ok": database_ok, "error": database_error or None},
             "portal": {
                 "ok": portal_ok,
+                "auth": self.client.auth.kind,
                 "url": self.client.auth.masked,
                 "error": portal_error or None,
             },

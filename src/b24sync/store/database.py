@@ -70,7 +70,8 @@ class PooledDatabase:
     _pool: AsyncConnectionPool | None = field(default=None, repr=False)
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection from the pool, waiting up to ``timeout`` s (the pool's 30 s if None)."""
         if self._pool is None:
             self._pool = AsyncConnectionPool(
                 libpq_url(self.url),
@@ -80,7 +81,7 @@ class PooledDatabase:
                 open=False,
             )
         await self._pool.open()  # safe to repeat
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=timeout) as conn:
             yield conn
 
     async def close(self) -> None:
