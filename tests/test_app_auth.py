@@ -206,6 +206,12 @@ async def test_offline_events_are_drained_into_the_inbox_and_applied(
     await app_stack.wait_for(applied)
     assert await app_stack.service.events.drain_offline() == 0
 
+    # Unbound: the drain stops spending calls on polling.
+    await app_stack.api.delete("/api/v1/webhooks/unregister", params={"offline": "true"})
+    calls = app_stack.emu.stats.http_calls
+    assert await app_stack.service.events.drain_offline() == 0
+    assert app_stack.emu.stats.http_calls == calls
+
 
 async def test_offline_events_stored_but_not_cleared_are_cleared_by_the_next_drain(
     app_stack: Stack, database_url: str
@@ -223,7 +229,7 @@ async def test_offline_events_stored_but_not_cleared_are_cleared_by_the_next_dra
     assert await app_stack.service.events.drain_offline() == 0  # nothing new to store
     assert app_stack.emu.events.offline == []
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        assert await app_tokens.uncleared_offline_process(conn, PORTAL) is None
+        assert (await app_tokens.offline_state(conn, PORTAL)).uncleared_process_id is None
 
 
 async def test_online_register_without_the_application_token_is_refused(
@@ -294,9 +300,7 @@ async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
         assert statuses == [403] * 8 + [429] * 7  # 2 attempts above: 10 a minute in all
         assert stack.emu.stats.http_calls - calls == 8
 
-    # A process configured with the application's id and secret uses the kept pair. With
-    # neither a kept pair nor a refresh token, an application counts as not installed (the
-    # offline drain then skips quietly).
+    # A process configured with the application's id and secret uses the kept pair.
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
         auth = AppAuth(
             portal_url=PORTAL,
@@ -305,15 +309,7 @@ async def test_an_installation_posts_tokens_that_are_kept_and_sign_events(
             store=PgTokenStore(database_url, PORTAL),
             oauth_url=PORTAL,
         )
-        assert await auth.installed()
         assert (await fast_client(http, auth=auth).call("crm.deal.list"))["total"] == 60
-        uninstalled = AppAuth(
-            portal_url="http://elsewhere",
-            client_id=installed["client_id"],
-            client_secret=installed["client_secret"],
-            store=PgTokenStore(database_url, "http://elsewhere"),
-        )
-        assert not await uninstalled.installed()
 
 
 async def test_the_authorization_code_flow_needs_no_public_address(
@@ -327,7 +323,9 @@ async def test_the_authorization_code_flow_needs_no_public_address(
     async with service_stack(
         database_url, emu, worker=False, auth=auth, bitrix_portal_url=PORTAL
     ) as stack:
-        assert not await auth.installed()
+        calls = emu.stats.http_calls
+        assert await stack.service.events.drain_offline() == 0  # not installed: no call at all
+        assert emu.stats.http_calls == calls and stored_tokens(database_url) is None
         go = await stack.api.get("/api/v1/app/connect")
         assert go.status_code == 303
         consent = go.headers["location"]

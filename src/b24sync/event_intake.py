@@ -157,6 +157,8 @@ class EventIntake:
                 bindings = await self._bindings()
             except BitrixError as exc:  # the page still shows the inbox; the reason is shown
                 bindings_error = str(exc)
+            else:  # bindings made elsewhere (another tool, the portal) count too
+                await self._note_offline_bound(any(b["offline"] for b in bindings))
         return await self.mode() | {
             "bindings": bindings,
             "bindings_error": bindings_error,
@@ -189,12 +191,24 @@ class EventIntake:
                 "/api/v1/app/install or set BITRIX_APPLICATION_TOKEN, else every delivered event "
                 "would be refused (403). Or register with offline=true."
             )
-        return await self._bind_all("event.bind", params)
+        result = await self._bind_all("event.bind", params)
+        if offline and result["events"]:
+            await self._note_offline_bound(True)
+        return result
 
     async def unregister(
         self, handler_base_url: str | None, *, offline: bool = False
     ) -> dict[str, Any]:
-        return await self._bind_all("event.unbind", self._binding_params(handler_base_url, offline))
+        result = await self._bind_all(
+            "event.unbind", self._binding_params(handler_base_url, offline)
+        )
+        if offline:
+            await self._note_offline_bound(False)
+        return result
+
+    async def _note_offline_bound(self, bound: bool) -> None:
+        async with self.db.connection() as conn:
+            await app_tokens.note_offline_bound(conn, self.client.auth.portal, bound)
 
     def _binding_params(self, handler_base_url: str | None, offline: bool) -> dict[str, str]:
         handler = None
@@ -234,15 +248,15 @@ class EventIntake:
         between the commit and the clear, the next drain clears the noted process first.
         """
         auth = self.client.auth
-        if not isinstance(auth, AppAuth) or not await auth.installed():
-            return 0  # nothing bound offline yet, and every 15 s is too often to complain
+        if not isinstance(auth, AppAuth):
+            return 0
         portal = auth.portal
         drained = 0
         async with self.db.connection() as conn:
-            leftover = await app_tokens.uncleared_offline_process(conn, portal)
-            if leftover:
-                await self._clear_offline(conn, portal, leftover)
-            while True:
+            state = await app_tokens.offline_state(conn, portal)
+            if state.uncleared_process_id:
+                await self._clear_offline(conn, portal, state.uncleared_process_id)
+            while state.bound:  # no call at all until offline events are bound
                 envelope = await self.client.call(
                     "event.offline.get", {"clear": 0, "limit": OFFLINE_EVENTS_PER_CALL}
                 )

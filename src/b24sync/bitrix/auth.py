@@ -143,12 +143,6 @@ class AppAuth:
             self._adopt(tokens)
         return True
 
-    async def installed(self) -> bool:
-        """Whether a call can be made: a stored pair, or a refresh token to get one."""
-        return bool(
-            self._tokens or self.bootstrap_refresh_token or await self.store.load() is not None
-        )
-
     def forget(self) -> None:
         """Drop the cached pair: the store holds a newer one (a fresh installation)."""
         self._tokens = None

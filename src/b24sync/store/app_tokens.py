@@ -1,5 +1,6 @@
-"""The local application's state in b24sync.app_tokens, one row per portal: its tokens, and
-the ``process_id`` of offline events stored in the inbox but not yet cleared on the portal."""
+"""The local application's state in b24sync.app_tokens, one row per portal: its tokens,
+whether it has offline events bound (so the drain knows when polling is worth a call), and the
+``process_id`` of offline events stored in the inbox but not yet cleared on the portal."""
 
 from __future__ import annotations
 
@@ -74,13 +75,26 @@ class PgTokenStore:
         )
 
 
-async def uncleared_offline_process(conn: AsyncConnection[Any], portal: str) -> str | None:
+@dataclass(frozen=True)
+class OfflineState:
+    bound: bool
+    uncleared_process_id: str | None
+
+
+async def offline_state(conn: AsyncConnection[Any], portal: str) -> OfflineState:
     row = await (
         await conn.execute(
-            "SELECT offline_process_id FROM b24sync.app_tokens WHERE portal = %s", (portal,)
+            "SELECT offline_bound, offline_process_id FROM b24sync.app_tokens WHERE portal = %s",
+            (portal,),
         )
     ).fetchone()
-    return row[0] if row else None
+    return OfflineState(bool(row[0]), row[1]) if row else OfflineState(False, None)
+
+
+async def note_offline_bound(conn: AsyncConnection[Any], portal: str, bound: bool) -> None:
+    await conn.execute(
+        "UPDATE b24sync.app_tokens SET offline_bound = %s WHERE portal = %s", (bound, portal)
+    )
 
 
 async def note_offline_process(

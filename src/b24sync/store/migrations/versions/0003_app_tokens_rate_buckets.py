@@ -24,6 +24,7 @@ def upgrade() -> None:
             member_id text NOT NULL DEFAULT '',
             application_token text NOT NULL DEFAULT '',
             offline_process_id text,
+            offline_bound boolean NOT NULL DEFAULT false,
             updated_at timestamptz NOT NULL DEFAULT now()
         )
         """
