@@ -261,15 +261,15 @@ async def test_portal_events_change_rows_without_a_scheduled_sync(
         gone = scalar(
             database_url, "SELECT _deleted_at IS NOT NULL FROM bitrix24.crm_deal WHERE id = 7"
         )
-        return title == "Edited by event" and new == "Born by event" and gone is True
-
-    await stack.wait_for(applied)
-    assert (
-        scalar(
+        pending = scalar(
             database_url, "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
         )
-        == 0
-    )
+        # rows are written by the by-ids run just before its events are marked: wait for both
+        return (
+            title == "Edited by event" and new == "Born by event" and gone is True and not pending
+        )
+
+    await stack.wait_for(applied)
     runs = scalar(database_url, "SELECT array_agg(DISTINCT sync_type) FROM b24sync.sync_runs")
     assert sorted(runs) == ["by_ids", "full"]  # no scheduled incremental did this
     stored = scalar(database_url, "SELECT payload::text FROM b24sync.received_events LIMIT 1")
@@ -333,6 +333,57 @@ async def test_events_for_an_entity_with_events_off_are_ignored(
     await stack.wait_for(processed)
     assert scalar(database_url, "SELECT error FROM b24sync.received_events").startswith("ignored")
     assert scalar(database_url, "SELECT to_regclass('bitrix24.crm_deal')") is None
+
+
+async def test_events_wait_out_a_portal_outage_and_are_applied_after_it(
+    stack: Stack, database_url: str
+) -> None:
+    """Transient failures keep the events pending; the apply job retries with backoff."""
+    run_id = (await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})).json()[
+        "run_id"
+    ]
+    await finished(stack, run_id)
+    stack.emu.portal.update("deal", 5, {"TITLE": "Edited during an outage"})
+    stack.emu.faults.error_500 = 1.0
+    response = await stack.api.post("/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN))
+    assert response.status_code == 200  # stored at once, whatever the portal is doing
+
+    async def failed_once() -> bool:
+        return bool(
+            scalar(
+                database_url,
+                "SELECT count(*) FROM b24sync.sync_runs WHERE sync_type = 'by_ids' "
+                "AND status = 'failed' AND error LIKE %s",
+                "%PortalServerError%",
+            )
+        )
+
+    await stack.wait_for(failed_once)
+    assert scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 5") != (
+        "Edited during an outage"
+    )
+    assert (
+        scalar(
+            database_url, "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+        )
+        == 1
+    )
+
+    stack.emu.faults.error_500 = 0.0
+
+    async def applied() -> bool:
+        # The row is written by the by-ids run before its events are marked: wait for both.
+        return (
+            scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 5")
+            == "Edited during an outage"
+            and scalar(
+                database_url,
+                "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL",
+            )
+            == 0
+        )
+
+    await stack.wait_for(applied, timeout=30)
 
 
 # --- registration ------------------------------------------------------------------------------
