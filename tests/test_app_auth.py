@@ -21,7 +21,7 @@ from b24sync.entities import entity_named
 from b24sync.errors import OAuthRefused
 from b24sync.store import app_tokens
 from b24sync.store.app_tokens import PgTokenStore
-from tests.portal import TOKEN, Stack, fast_client, service_stack
+from tests.portal import API_KEY, TOKEN, Stack, fast_client, service_stack
 
 PORTAL = "http://emu"
 # The emulator delivers through an ASGI transport, so any host reaches the app; a loopback one
@@ -169,6 +169,13 @@ async def test_register_binds_the_twelve_events_and_they_reach_the_rows(
         return title_of(database_url, 3) == "Via event.bind"
 
     await app_stack.wait_for(applied)
+
+    # The dashboard's Events page in application mode: the bindings and the authorize link.
+    app_stack.api.cookies.set("b24sync_token", API_KEY)
+    page = await app_stack.api.get("/events")
+    assert page.status_code == 200
+    assert 'id="bindings">12' in page.text and 'id="connect-app"' in page.text
+    assert "Outbound webhook" not in page.text  # those steps are for an inbound webhook
 
     response = await app_stack.api.delete(
         "/api/v1/webhooks/unregister", params={"handler_base_url": HANDLER_BASE}
