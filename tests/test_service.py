@@ -237,6 +237,44 @@ async def test_scheduler_queues_again_after_the_interval(stack: Stack, database_
     assert await stack.service.queue_due_syncs(later) == ["company"]
 
 
+async def test_scheduler_checks_for_deletions_once_a_day(stack: Stack, database_url: str) -> None:
+    """Incremental runs cannot see records deleted on the portal (no events here): every
+    SYNC_RECONCILE_HOURS the scheduled run is a reconcile, and the incremental follows."""
+    await stack.api.put(
+        "/api/v1/sync/config",
+        json={name: {"enabled": name == "lead"} for name in ("deal", "contact", "company")},
+    )
+
+    async def runs_done(count: int) -> bool:
+        done = "SELECT count(*) FROM b24sync.sync_runs WHERE entity='lead' AND status='success'"
+        return bool(scalar(database_url, done) == count)
+
+    assert await stack.service.queue_due_syncs() == ["lead"]  # the first run: a full sync
+    await stack.wait_for(lambda: runs_done(1))
+    assert scalar(database_url, "SELECT sync_type FROM b24sync.sync_runs") == "full"
+    stack.emu.portal.delete("lead", 4)  # nobody tells the service
+
+    tomorrow = datetime.now(UTC) + timedelta(hours=25)
+    assert await stack.service.queue_due_syncs(tomorrow) == ["lead"]
+    await stack.wait_for(lambda: runs_done(2))
+    assert (
+        scalar(database_url, "SELECT sync_type FROM b24sync.sync_runs ORDER BY id DESC LIMIT 1")
+        == "reconcile"
+    )
+    assert (
+        scalar(database_url, "SELECT _deleted_at IS NOT NULL FROM bitrix24.crm_lead WHERE id = 4")
+        is True
+    )
+
+    soon = datetime.now(UTC) + timedelta(minutes=16)  # the interval, not a day, after the check
+    assert await stack.service.queue_due_syncs(soon) == ["lead"]  # now the incremental
+    await stack.wait_for(lambda: runs_done(3))
+    assert (
+        scalar(database_url, "SELECT sync_type FROM b24sync.sync_runs ORDER BY id DESC LIMIT 1")
+        == "incremental"
+    )
+
+
 # --- events ------------------------------------------------------------------------------------
 
 

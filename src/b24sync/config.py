@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     sync_batch_size: int = 50
     sync_default_interval_minutes: int = 15
+    sync_reconcile_hours: int = 24
     debug: bool = False
     bitrix_webhook_secret: SecretStr | None = None
     bitrix_rate: float = 2.0

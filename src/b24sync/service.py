@@ -109,20 +109,29 @@ class SyncService:
         return summary
 
     async def queue_due_syncs(self, now: datetime | None = None) -> list[str]:
-        """The scheduler tick: queue an incremental sync of each enabled entity that is due."""
+        """The scheduler tick: queue a sync of each enabled entity that is due.
+
+        Usually incremental. When the entity's deletions were last checked more than
+        SYNC_RECONCILE_HOURS ago, a reconcile (IDs only) goes first, since incremental runs
+        cannot see records deleted on the portal; the incremental follows at the next tick.
+        """
         now = now or datetime.now(UTC)
         async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
                 conn, list(ENTITIES), self.settings.sync_default_interval_minutes
             )
             starts = await schedule.last_scheduled_starts(conn)
+            checks = await schedule.last_deletion_checks(conn)
         queued = []
         for name, entity_schedule in schedules.items():
             due = schedule.next_run_at(entity_schedule, starts.get(name), now)
             if due is None or due > now:
                 continue
+            reconcile = schedule.reconcile_due(
+                checks.get(name), now, self.settings.sync_reconcile_hours
+            )
             try:
-                await self.request_sync(name, "incremental")
+                await self.request_sync(name, "reconcile" if reconcile else "incremental")
             except SyncAlreadyRunning:
                 continue
             queued.append(name)

@@ -77,6 +77,13 @@ async def start_run(
     return int(row[0])
 
 
+async def relabel_run(conn: AsyncConnection[Any], run_id: int, sync_type: str) -> None:
+    """The run turned out to be another kind (an incremental with no cursor runs a full)."""
+    await conn.execute(
+        "UPDATE b24sync.sync_runs SET sync_type = %s WHERE id = %s", (sync_type, run_id)
+    )
+
+
 async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCounts) -> None:
     await conn.execute(
         "UPDATE b24sync.sync_runs SET fetched = %s, upserted = %s, deleted = %s, failed_conversions = %s, "

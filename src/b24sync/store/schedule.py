@@ -43,15 +43,39 @@ async def write_schedule(conn: AsyncConnection[Any], entity: str, schedule: Enti
     )
 
 
-async def last_scheduled_starts(conn: AsyncConnection[Any]) -> dict[str, datetime]:
-    """When each entity's last full or incremental run started (queued ones included)."""
+async def last_starts(
+    conn: AsyncConnection[Any], sync_types: tuple[str, ...], *, successful: bool = False
+) -> dict[str, datetime]:
+    """When each entity's last run of these types started (queued ones included, unless only
+    ``successful`` ones count)."""
     rows = await (
         await conn.execute(
             "SELECT entity, max(started_at) FROM b24sync.sync_runs "
-            "WHERE sync_type IN ('full', 'incremental') GROUP BY entity"
+            "WHERE sync_type = ANY(%s) AND (NOT %s OR status = 'success') GROUP BY entity",
+            (list(sync_types), successful),
         )
     ).fetchall()
     return {r[0]: r[1] for r in rows}
+
+
+async def last_scheduled_starts(conn: AsyncConnection[Any]) -> dict[str, datetime]:
+    """When each entity's last full or incremental run started (queued ones included)."""
+    return await last_starts(conn, ("full", "incremental"))
+
+
+async def last_deletion_checks(conn: AsyncConnection[Any]) -> dict[str, datetime]:
+    """When each entity's portal IDs were last compared with the mirror: a successful full or
+    reconcile run (incremental runs cannot see deletions)."""
+    return await last_starts(conn, ("full", "reconcile"), successful=True)
+
+
+def reconcile_due(last_check: datetime | None, now: datetime, every_hours: int) -> bool:
+    """A never-synced entity gets a full sync anyway; 0 hours switches the check off."""
+    return (
+        every_hours > 0
+        and last_check is not None
+        and now - last_check >= timedelta(hours=every_hours)
+    )
 
 
 def next_run_at(

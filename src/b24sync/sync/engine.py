@@ -321,6 +321,7 @@ class SyncEngine:
         cursor = Cursor.from_json(state["cursor"])
         if cursor is None:
             log.info("no cursor for %s yet: running a full sync instead", entity.name)
+            await runs.relabel_run(conn, run_id, "full")  # the run log says what ran
             await self._full(conn, entity, counts, run_id)
             return
         schema = await self.sync_schema(conn, entity)
