@@ -135,7 +135,7 @@ class EventIntake:
 
     @property
     def _application(self) -> bool:
-        return self.client.auth.kind == "application"
+        return isinstance(self.client.auth, AppAuth)
 
     async def mode(self) -> dict[str, Any]:
         return {
