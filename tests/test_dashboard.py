@@ -129,6 +129,12 @@ def test_dashboard_end_to_end(database_url: str, browser: object) -> None:
         page.click("#seed-create")
         expect(other.locator("#seed-busy")).to_be_visible(timeout=10_000)
         expect(other.locator("#seed-create")).to_be_disabled()
+        # a second click that gets through anyway (a stale page, a script) is refused by the server
+        refused = other.evaluate(
+            "fetch('/bitrix/webhook/push-to-bitrix?count=1', {method: 'POST'})"
+            ".then(async (r) => [r.status, (await r.json()).detail])"
+        )
+        assert refused[0] == 409 and "busy" in refused[1].lower(), refused
         expect(page.locator("#companies-count")).to_have_text("300", timeout=30_000)
         expect(page.locator("#contacts-table tbody tr")).to_have_count(300)
         expect(page.locator("#companies-table tbody tr").first).to_contain_text(" ")
