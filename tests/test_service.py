@@ -314,6 +314,43 @@ async def test_portal_events_change_rows_without_a_scheduled_sync(
     assert APPLICATION_TOKEN not in stored
 
 
+async def test_event_application_keeps_to_its_share_of_the_request_rate(
+    stack: Stack, database_url: str
+) -> None:
+    """BITRIX_RATE 2 and EVENTS_BUDGET_SHARE 0.5: by-ids calls start at least 1 s apart, and the
+    events that arrive meanwhile ride along in the next call."""
+    run_id = (await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})).json()[
+        "run_id"
+    ]
+    await finished(stack, run_id)
+    by_ids_runs = (
+        "SELECT count(*) FROM b24sync.sync_runs WHERE sync_type = 'by_ids' AND status = 'success'"
+    )
+    pending = "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+
+    await stack.api.post("/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN))
+
+    async def first_applied() -> bool:
+        return bool(scalar(database_url, by_ids_runs) == 1 and scalar(database_url, pending) == 0)
+
+    await stack.wait_for(first_applied)
+    for record_id in range(10, 15):
+        form = event_form(APPLICATION_TOKEN) | {"data[FIELDS][ID]": str(record_id)}
+        await stack.api.post("/api/v1/webhooks/bitrix", data=form)
+
+    async def all_applied() -> bool:
+        return bool(scalar(database_url, pending) == 0 and scalar(database_url, by_ids_runs) == 2)
+
+    await stack.wait_for(all_applied)
+    gap = scalar(
+        database_url,
+        "SELECT extract(epoch FROM max(started_at) - min(started_at)) FROM b24sync.sync_runs "
+        "WHERE sync_type = 'by_ids'",
+    )
+    assert gap >= 0.95  # 1 / (2 requests/s x 0.5)
+    assert scalar(database_url, by_ids_runs) == 2  # the five later events shared one call
+
+
 def event_form(token_value: str | None, **extra: str) -> dict[str, str]:
     form = {
         "event": "ONCRMDEALUPDATE",

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     sync_batch_size: int = 50
     sync_default_interval_minutes: int = 15
     sync_reconcile_hours: int = 24
+    events_budget_share: float = 0.5
     debug: bool = False
     bitrix_webhook_secret: SecretStr | None = None
     bitrix_rate: float = 2.0
@@ -142,6 +143,13 @@ class Settings(BaseSettings):
     @property
     def portal_configured(self) -> bool:
         return self.application_configured or self.webhook is not None
+
+    @field_validator("events_budget_share")
+    @classmethod
+    def _validate_share(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError("EVENTS_BUDGET_SHARE is a share of BITRIX_RATE: above 0, at most 1")
+        return value
 
     @field_validator("sync_batch_size")
     @classmethod

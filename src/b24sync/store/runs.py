@@ -84,6 +84,19 @@ async def relabel_run(conn: AsyncConnection[Any], run_id: int, sync_type: str) -
     )
 
 
+async def seconds_since_last(conn: AsyncConnection[Any], sync_type: str) -> float | None:
+    """Seconds since the last run of this type started, by the database's clock (every process
+    sees the same); None before the first."""
+    row = await (
+        await conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp() - max(started_at))::float8 "
+            "FROM b24sync.sync_runs WHERE sync_type = %s",
+            (sync_type,),
+        )
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCounts) -> None:
     await conn.execute(
         "UPDATE b24sync.sync_runs SET fetched = %s, upserted = %s, deleted = %s, failed_conversions = %s, "
