@@ -7,10 +7,19 @@ import sys
 from pathlib import Path
 
 import psycopg
+from alembic import command
 
-from b24sync.store.migrate import migrate
+from b24sync.store.migrate import alembic_config, migrate
 
-SERVICE_TABLES = {"sync_config", "sync_state", "sync_runs", "received_events", "field_snapshots"}
+SERVICE_TABLES = {
+    "sync_config",
+    "sync_state",
+    "sync_runs",
+    "received_events",
+    "field_snapshots",
+    "app_tokens",
+    "rate_buckets",
+}
 
 
 def _relations(url: str) -> set[str]:
@@ -25,6 +34,17 @@ def test_migrations_create_service_tables_on_empty_database(empty_database_url: 
     assert _relations(empty_database_url) == set()
     migrate(empty_database_url)
     assert SERVICE_TABLES | {"sync_logs", "alembic_version"} <= _relations(empty_database_url)
+
+
+def test_every_revision_downgrades_and_upgrades_again(empty_database_url: str) -> None:
+    migrate(empty_database_url)
+    command.downgrade(alembic_config(empty_database_url), "base")
+    assert _relations(empty_database_url) <= {"alembic_version"}
+    with psycopg.connect(empty_database_url) as conn:
+        queue = conn.execute("SELECT to_regclass('public.procrastinate_jobs')").fetchone()
+    assert queue == (None,)
+    migrate(empty_database_url)
+    assert SERVICE_TABLES | {"sync_logs"} <= _relations(empty_database_url)
 
 
 def test_migrations_are_idempotent_and_keep_data(empty_database_url: str) -> None:

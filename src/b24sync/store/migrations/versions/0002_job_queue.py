@@ -42,7 +42,15 @@ def downgrade() -> None:
           FOR r IN SELECT oid::regprocedure AS f FROM pg_proc WHERE proname LIKE 'procrastinate%' LOOP
             EXECUTE 'DROP FUNCTION ' || r.f || ' CASCADE';
           END LOOP;
+          -- its enums and standalone composite types (procrastinate_job_to_defer_v1, ...)
+          FOR r IN SELECT t.typname FROM pg_type t
+                   JOIN pg_namespace n ON n.oid = t.typnamespace
+                   WHERE n.nspname = 'public' AND t.typname LIKE 'procrastinate%'
+                     AND (t.typtype = 'e' OR EXISTS (
+                          SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
+          LOOP
+            EXECUTE 'DROP TYPE IF EXISTS public.' || quote_ident(r.typname) || ' CASCADE';
+          END LOOP;
         END $$;
-        DROP TYPE IF EXISTS procrastinate_job_status, procrastinate_job_event_type CASCADE;
         """
     )
