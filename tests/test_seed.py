@@ -52,6 +52,18 @@ async def test_create_100_and_100_linked_in_at_most_4_calls(stack: Stack, emu: E
     assert {c["ORIGINATOR_ID"] for c in companies.values()} == {ORIGINATOR}
 
 
+async def test_listing_shows_the_first_records_but_counts_and_groups_them_all(
+    stack: Stack,
+) -> None:
+    tool = stack.service.test_data()
+    await tool.create(5, 30)
+    listing = await tool.listing(limit=10)
+    assert listing["companies_total"] == 5 and listing["contacts_total"] == 30
+    assert len(listing["companies"]) == 5 and len(listing["contacts"]) == 10
+    # members come from every contact, not only the ten shown
+    assert sum(len(c["contacts"]) for c in listing["companies"]) == 30
+
+
 def test_plan_puts_each_company_before_its_contacts() -> None:
     plan = creation_plan(3, 7, seed=1)
     position = {c.key: n for n, c in enumerate(plan)}

@@ -130,19 +130,22 @@ class TestData:
             return await self._clear(everything, on_progress)
 
     async def listing(self, limit: int = 500) -> dict[str, Any]:
-        """The generated companies with their member contacts, and the contacts, from the portal."""
-        companies = await self._list("crm.company.list", ["ID", "TITLE"], limit)
+        """The generated companies with their member contacts, and the contacts, from the portal:
+        the first ``limit`` of each, and how many there are in all."""
+        companies = await self._list("crm.company.list", ["ID", "TITLE"])
         contacts = await self._list(
-            "crm.contact.list",
-            ["ID", "NAME", "LAST_NAME", "SECOND_NAME", "PHONE", "COMPANY_ID"],
-            limit,
+            "crm.contact.list", ["ID", "NAME", "LAST_NAME", "SECOND_NAME", "PHONE", "COMPANY_ID"]
         )
         by_company: dict[str, list[dict[str, Any]]] = {}
         for contact in contacts:
             by_company.setdefault(str(contact.get("COMPANY_ID") or ""), []).append(contact)
         return {
-            "companies": [c | {"contacts": by_company.get(str(c["ID"]), [])} for c in companies],
-            "contacts": contacts,
+            "companies": [
+                c | {"contacts": by_company.get(str(c["ID"]), [])} for c in companies[:limit]
+            ],
+            "contacts": contacts[:limit],
+            "companies_total": len(companies),
+            "contacts_total": len(contacts),
         }
 
     # --- internals -----------------------------------------------------------------------------
@@ -214,14 +217,14 @@ class TestData:
             ids.extend(int(r["ID"]) for r in page.records)
         return ids
 
-    async def _list(self, method: str, select: list[str], limit: int) -> list[dict[str, Any]]:
+    async def _list(self, method: str, select: list[str]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         async for page in export_records(
             self.client, method, select=select, filter={"ORIGINATOR_ID": ORIGINATOR}
         ):
             records.extend(page.records)
         records.sort(key=lambda r: int(r["ID"]))
-        return records[:limit]
+        return records
 
 
 def _label(key: str) -> str:

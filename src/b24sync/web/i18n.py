@@ -64,6 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ru": "Офлайн-события (без публичного адреса)",
     },
     "bindings": {"en": "Bound events", "ru": "Привязанные события"},
+    "showing_first": {"en": "showing the first", "ru": "показаны первые"},
     "connect_app": {"en": "Authorize the application", "ru": "Авторизовать приложение"},
     "connect_hint": {
         "en": "(the portal asks you to agree, then sends you back here with its tokens)",
