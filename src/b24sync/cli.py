@@ -40,6 +40,7 @@ app = typer.Typer(
     help="Keep a PostgreSQL copy of a Bitrix24 CRM current.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",  # docstring paragraphs wrap to the terminal
 )
 webhooks_app = typer.Typer(help="Register the service's event handler with the portal.")
 seed_app = typer.Typer(
@@ -116,9 +117,12 @@ def run(
         8800, help="the local demo portal's port (no BITRIX_WEBHOOK_URL)"
     ),
 ) -> None:
-    """The main job on embedded defaults: database, a portal (yours or a local demo one), a first
-    full sync of deals, contacts, leads and companies, then the API, dashboard, worker and
-    scheduler in one process until Ctrl-C."""
+    """The main job: a first full sync, then the service, all in one process.
+
+    On embedded defaults: the database, a portal (yours, or a local demo one), a first full sync
+    of deals, contacts, leads and companies, then the API, dashboard, worker and scheduler in one
+    process until Ctrl-C.
+    """
     from b24emu.app import create_app
     from b24emu.server import build_emulator, serving, webhook_url
 
@@ -268,7 +272,9 @@ def sync(
 
 
 @app.command()
-def status(json_output: bool = typer.Option(False, "--json")) -> None:
+def status(
+    json_output: bool = typer.Option(False, "--json", help="print the status as JSON"),
+) -> None:
     """Per entity: rows, last run, cursor."""
     settings = _settings()
     with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
@@ -433,15 +439,15 @@ def _run_seed(
 
 @app.command()
 def emulator(
-    host: str = "127.0.0.1",
-    port: int = 8800,
-    deals: int = 0,
-    contacts: int = 0,
-    companies: int = 0,
-    leads: int = 0,
-    rate: float = 2.0,
-    burst: int = 50,
-    latency_ms: float = 0.0,
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8800, help="port to listen on"),
+    deals: int = typer.Option(0, min=0, help="demo deals to generate"),
+    contacts: int = typer.Option(0, min=0, help="demo contacts to generate"),
+    companies: int = typer.Option(0, min=0, help="demo companies to generate"),
+    leads: int = typer.Option(0, min=0, help="demo leads to generate"),
+    rate: float = typer.Option(2.0, min=0, help="leaky bucket: requests drained per second"),
+    burst: int = typer.Option(50, min=1, help="leaky bucket: requests allowed at once"),
+    latency_ms: float = typer.Option(0.0, min=0, help="added to every REST call"),
 ) -> None:
     """Serve b24emu, a local Bitrix24 portal, and print its inbound-webhook URL.
 
