@@ -20,7 +20,7 @@ from b24emu.server import build_emulator, serving, webhook_url
 from b24sync.api.app import create_app as create_api
 from b24sync.bitrix.auth import PortalAuth, WebhookAuth
 from b24sync.bitrix.client import BitrixClient, RetryPolicy
-from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.bitrix.limiter import BucketRule, LeakyBucket
 from b24sync.config import Settings, WebhookUrl
 from b24sync.jobs import build_job_app, run_worker
 from b24sync.service import SyncService
@@ -40,7 +40,7 @@ def fast_client(
     return BitrixClient(
         http,
         auth or WebhookAuth(WebhookUrl.parse(f"{base}/rest/1/{TOKEN}/")),
-        limiter=LeakyBucket(rate=1000, burst=10000),
+        limiter=LeakyBucket(BucketRule(rate=1000, burst=10000)),
         retry=RetryPolicy(attempts=12, base_delay=0.001, max_delay=0.01),
     )
 

@@ -14,7 +14,7 @@ from b24emu import Emulator, create_app
 from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.export import export_records
-from b24sync.bitrix.limiter import LeakyBucket
+from b24sync.bitrix.limiter import BucketRule, LeakyBucket
 from b24sync.config import WebhookUrl
 
 
@@ -35,7 +35,7 @@ async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
         client = BitrixClient(
             http,
             WebhookAuth(WebhookUrl.parse("http://emu/rest/1/exporttoken/")),
-            limiter=LeakyBucket(rate=1000, burst=10000),
+            limiter=LeakyBucket(BucketRule(rate=1000, burst=10000)),
         )
         ids: list[int] = []
         async for page in export_records(client, "crm.lead.list", select=["ID"], **kwargs):

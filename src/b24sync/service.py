@@ -148,9 +148,8 @@ class SyncService:
             starts = await schedule.last_scheduled_starts(conn)
             running = await self.engine.running_entities(conn)
             queued = await runs.queued_entities(conn)
-        result = []
-        async with self.db.connection() as conn:
             overview = await entity_status(conn)
+        result = []
         for row in overview:
             name = row["entity"]
             state = (

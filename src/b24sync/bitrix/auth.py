@@ -138,7 +138,7 @@ class AppAuth:
             refresh = current.refresh_token if current else self.bootstrap_refresh_token
             if not refresh:
                 raise _not_installed()
-            tokens = await self._refresh(http, refresh)
+            tokens = await self._grant(http, "refresh_token", refresh_token=refresh)
             await self.store.save(tokens)
             self._adopt(tokens)
         return True
@@ -151,9 +151,6 @@ class AppAuth:
         register_secret(tokens.access_token)
         register_secret(tokens.refresh_token)
         self._tokens = tokens
-
-    async def _refresh(self, http: httpx.AsyncClient, refresh_token: str) -> AppTokens:
-        return await self._grant(http, "refresh_token", refresh_token=refresh_token)
 
     async def exchange_code(self, http: httpx.AsyncClient, code: str) -> AppTokens:
         """The authorization-code grant: the first pair, from the code the portal gave the

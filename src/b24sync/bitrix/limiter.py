@@ -51,17 +51,11 @@ class LeakyBucket:
     Processes sharing a portal use :class:`b24sync.store.rate_bucket.SharedBucket` instead.
     """
 
-    rate: float = 2.0
-    burst: int = 50
-    headroom: int = 2
+    rule: BucketRule = field(default_factory=BucketRule)
     level: float = 0.0
     stamp: float = field(default_factory=time.monotonic)
     waited_seconds: float = 0.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    @property
-    def rule(self) -> BucketRule:
-        return BucketRule(self.rate, self.burst, self.headroom)
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -75,7 +69,7 @@ class LeakyBucket:
                 await asyncio.sleep(pause)
 
     def penalise(self) -> None:
-        self.level = float(self.burst)
+        self.level = float(self.rule.burst)
         self.stamp = time.monotonic()
 
 
