@@ -71,6 +71,9 @@ async def _serve(
     if faults.roll(faults.error_500):
         stats.faults_injected += 1
         return _json(errors.internal_server_error().envelope(), 500)
+    if faults.roll(faults.expired_token):
+        stats.faults_injected += 1
+        return _json(errors.expired_token().envelope(), 401)
     delay = faults.latency_ms / 1000 + (faults.slow_ms / 1000 if faults.roll(faults.slow) else 0.0)
     try:
         if method == "batch":
@@ -219,6 +222,8 @@ def control_router(emu: Emulator) -> APIRouter:
                 "error_503",
                 "error_500",
                 "drop",
+                "expired_token",
+                "missing_id",
                 "slow",
                 "slow_ms",
                 "latency_ms",

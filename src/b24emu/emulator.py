@@ -12,12 +12,14 @@ from typing import Any
 
 from b24emu import errors
 from b24emu.events import EventHub
+from b24emu.fields import ENTITIES
 from b24emu.limits import CostModel, Faults, LeakyBucket, OperatingBudget, Stats
 from b24emu.methods import METHODS, NOT_IN_BATCH, Call, MethodResult
 from b24emu.params import parse_query
 from b24emu.portal import PORTAL_TZ, Portal
 
 MAX_BATCH = 50
+_ENTITY_LISTS = frozenset(f"crm.{entity}.list" for entity in ENTITIES)
 _REFERENCE = re.compile(r"\$(result|result_next|result_total)((?:\[[^\]]*\])+)")
 _PATH = re.compile(r"\[([^\]]*)\]")
 
@@ -164,6 +166,8 @@ class Emulator:
         self.stats.commands += 1
         self.stats.by_method[method] += 1
         outcome = handler(Call(self, params, auth, user_id))
+        if method in _ENTITY_LISTS:
+            self._withhold_an_id(outcome)
         seconds = self.cost.command_seconds(
             returned=outcome.returned, counted_rows=outcome.counted_rows
         )
@@ -171,6 +175,25 @@ class Emulator:
         self.budget.charge(method, seconds)
         self.stats.records_returned += outcome.returned
         return outcome, seconds
+
+    def _withhold_an_id(self, outcome: MethodResult) -> None:
+        """The ``missing_id`` fault: one record of a list page loses its ID (a copy is changed;
+        the stored record keeps it)."""
+        records = outcome.result
+        if (
+            not isinstance(records, list)
+            or not records
+            or not self.faults.roll(self.faults.missing_id)
+        ):
+            return
+        index = self.faults.rng.randrange(len(records))
+        damaged = dict(records[index])
+        withheld = damaged.pop("ID", None)
+        if withheld is None:
+            return
+        records[index] = damaged
+        self.stats.faults_injected += 1
+        self.stats.ids_withheld.append(int(withheld))
 
     def run_batch(
         self, params: dict[str, Any], auth: str, user_id: int

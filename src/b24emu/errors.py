@@ -29,7 +29,7 @@ def no_auth_found() -> RestError:
 
 
 def expired_token() -> RestError:
-    return RestError("expired_token", "The access token provided has expired", 401)
+    return RestError("expired_token", "The access token provided has expired.", 401)
 
 
 def query_limit_exceeded() -> RestError:

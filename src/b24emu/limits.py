@@ -102,11 +102,19 @@ class OperatingBudget:
 
 @dataclass
 class Faults:
-    """Injected trouble: shares of 503/500 responses and dropped connections, extra latency."""
+    """Injected trouble: shares of 503/500 responses and dropped connections, extra latency.
+
+    ``expired_token``: the share of calls answered 401 ``expired_token``, as a portal does when
+    the access token behind a call has lapsed (system-errors.md). ``missing_id``: the share of
+    list pages on which one record comes without its ``ID`` (a damaged answer; the real portal
+    is not known to do this, it probes how a client copes with one bad record).
+    """
 
     error_503: float = 0.0
     error_500: float = 0.0
     drop: float = 0.0
+    expired_token: float = 0.0
+    missing_id: float = 0.0
     slow: float = 0.0
     slow_ms: float = 2000.0
     latency_ms: float = 0.0
@@ -127,6 +135,7 @@ class Stats:
     records_returned: int = 0
     bytes_sent: int = 0
     by_method: Counter[str] = field(default_factory=Counter)
+    ids_withheld: list[int] = field(default_factory=list)  # the `missing_id` fault's records
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -138,4 +147,5 @@ class Stats:
             "records_returned": self.records_returned,
             "bytes_sent": self.bytes_sent,
             "by_method": dict(self.by_method),
+            "ids_withheld": list(self.ids_withheld),
         }
