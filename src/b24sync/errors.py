@@ -95,6 +95,10 @@ class MalformedEvent(B24SyncError):
     """An event POST does not carry what a Bitrix24 CRM event carries."""
 
 
+class EventTooLarge(MalformedEvent):
+    """An event POST is larger than any Bitrix24 event."""
+
+
 class MalformedInstall(MalformedEvent):
     """An installation POST without the tokens a portal sends on installation."""
 

@@ -84,8 +84,8 @@ class EventIntake:
 
     async def receive(self, form: Mapping[str, str]) -> int:
         """Verify and store one event, then make sure an apply job is queued."""
+        verify_token(form, await self.app.application_token())
         event = parse_event(form)
-        verify_token(event, await self.app.application_token())
         async with self.db.connection() as conn:
             event_id = await self._store(conn, event)
         await self.defer_apply()

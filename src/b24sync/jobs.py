@@ -6,6 +6,11 @@ The tasks are closures over one :class:`SyncService`, so every process (``serve`
 Locks: a sync job holds lock ``sync:<entity>`` and its queueing lock refuses a second queued one;
 the event-apply job is single-queued the same way; periodic deferral is unique per minute, so
 any number of workers tick once.
+
+A job whose worker died (kill -9, OOM, power) stays ``doing`` and keeps its lock, so procrastinate
+would never start another job with that lock: events would stop being applied for good. Every
+15 s, :func:`requeue_stalled_jobs` finds such jobs by their worker's missing heartbeat and puts
+them back in the queue.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 
 import procrastinate
 from procrastinate import PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Status
 
 from b24sync.errors import PortalServerError, SyncAlreadyRunning, TransientSyncFailure
 from b24sync.service import TASK_APPLY_EVENTS, TASK_SYNC, SyncService
@@ -23,6 +30,10 @@ log = logging.getLogger(__name__)
 
 TASK_TICK = "scheduler_tick"
 TASK_DRAIN = "drain_offline_events"
+TASK_REQUEUE = "requeue_stalled_jobs"
+# A worker beats every 10 s (procrastinate's default); three missed beats mean it is gone.
+STALLED_AFTER_SECONDS = 30
+REQUEUE_CRON = "* * * * * */15"
 # Every 15 s (croniter's sixth field is seconds): offline events wait at most that long, and an
 # empty poll costs one call (about 3 % of a 2 req/s budget); nothing under an inbound webhook.
 DRAIN_CRON = "* * * * * */15"
@@ -69,8 +80,33 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
             if drained:
                 log.info("drained %d offline events", drained)
 
+        @app.periodic(cron=REQUEUE_CRON)
+        @app.task(name=TASK_REQUEUE, queueing_lock=TASK_REQUEUE)
+        async def requeue_stalled(timestamp: int) -> None:
+            requeued = await requeue_stalled_jobs(app)
+            if requeued:
+                log.warning("requeued %d jobs of workers that stopped: %s", len(requeued), requeued)
+
     service.jobs = app
     return app
+
+
+async def requeue_stalled_jobs(app: procrastinate.App) -> list[int]:
+    """Put jobs of dead workers back in the queue; returns their ids.
+
+    When a newer job with the same queueing lock already waits, it will do the same work, so the
+    stalled one is closed as failed instead (two waiting copies are what the lock forbids).
+    """
+    manager = app.job_manager
+    requeued = []
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS):
+        assert job.id is not None
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:
+            await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+        requeued.append(job.id)
+    return requeued
 
 
 async def run_worker(app: procrastinate.App, *, name: str = "b24sync") -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -20,6 +21,7 @@ from b24sync.errors import (
     BitrixError,
     ConfigurationError,
     EventsUnavailable,
+    EventTooLarge,
     ForbiddenEvent,
     InstallRefused,
     MalformedEvent,
@@ -34,6 +36,9 @@ from b24sync.web.routes import mount_static, web_router
 
 EntityName = Literal["deal", "contact", "lead", "company"]
 SSE_POLL_SECONDS = 1.0
+# A CRM event is a few hundred bytes and ONAPPINSTALL under 2 KB; the receiver is public.
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 100
 
 # exception class -> HTTP status; every one is answered {"detail": message}
 ERROR_STATUS: dict[type[Exception], int] = {
@@ -42,6 +47,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     InstallRefused: 403,
     TooManyInstallAttempts: 429,
     MalformedEvent: 400,
+    EventTooLarge: 413,
     SyncAlreadyRunning: 409,
     EventsUnavailable: 409,
     UnknownEntity: 422,
@@ -185,11 +191,24 @@ def create_app(service: SyncService) -> FastAPI:
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """A form the portal POSTs (an event, an installation), read within fixed bounds."""
     content_type = request.headers.get("content-type", "")
     if "application/x-www-form-urlencoded" not in content_type:
         raise MalformedEvent("send the event form-encoded (application/x-www-form-urlencoded)")
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise EventTooLarge(f"the form is larger than {MAX_FORM_BYTES} bytes")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except UnicodeDecodeError:
+        raise MalformedEvent("the form is not UTF-8") from None
+    except ValueError:
+        raise MalformedEvent(f"the form has more than {MAX_FORM_FIELDS} fields") from None
+    return dict(pairs)
 
 
 def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:

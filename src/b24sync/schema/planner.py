@@ -13,7 +13,7 @@ from psycopg import sql
 
 from b24sync.schema.identifiers import column_name as make_column_name
 from b24sync.schema.identifiers import ident
-from b24sync.schema.types import pg_type, widened, without_nul
+from b24sync.schema.types import pg_type, widened, without_nuls
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ def plan_table(
     portal_fields: dict[str, dict[str, Any]],
     entity_title: str,
 ) -> Plan:
+    portal_fields = without_nuls(portal_fields)  # labels are typed by people; NUL cannot be stored
     plan = Plan(columns=dict(stored))
     target = ident(schema, table)
     plan.statements.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
@@ -114,7 +115,7 @@ def plan_table(
         plan.columns[name] = spec
         plan.statements.append(
             sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-                target, ident(spec.column_name), sql.Literal(without_nul(f"{title} ({name})"))
+                target, ident(spec.column_name), sql.Literal(f"{title} ({name})")
             )
         )
     for name, known in stored.items():

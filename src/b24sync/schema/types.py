@@ -127,8 +127,26 @@ def without_nul(text: str) -> str:
     return text.replace("\x00", "")
 
 
+def without_nuls(value: Any) -> Any:
+    """``value`` with NUL dropped from every string in it, keys included.
+
+    This works on values, never on serialised JSON: the six characters ``\\u0000`` typed into a
+    title serialise as ``\\\\u0000`` and must come back exactly as typed.
+    """
+    if isinstance(value, str):
+        return without_nul(value)
+    if isinstance(value, dict):
+        return {without_nul(str(k)): without_nuls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nuls(v) for v in value]
+    return value
+
+
 def json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False).replace("\\u0000", "")
+    text = json.dumps(value, ensure_ascii=False)
+    if "\\u0000" not in text:  # the common case: one pass, no copy of the value
+        return text
+    return json.dumps(without_nuls(value), ensure_ascii=False)
 
 
 def _text(value: Any) -> str:

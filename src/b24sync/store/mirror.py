@@ -126,6 +126,36 @@ async def upsert(
         return cur.rowcount
 
 
+async def note_seen(conn: AsyncConnection[Any], entity: str, ids: Sequence[int]) -> None:
+    """Remember IDs a full sync has read; committed with the page and its checkpoint."""
+    await conn.execute(
+        "INSERT INTO b24sync.full_sync_seen (entity, id) SELECT %s, unnest(%s::bigint[]) "
+        "ON CONFLICT DO NOTHING",
+        (entity, list(ids)),
+    )
+
+
+async def forget_seen(conn: AsyncConnection[Any], entity: str) -> None:
+    await conn.execute("DELETE FROM b24sync.full_sync_seen WHERE entity = %s", (entity,))
+
+
+async def mark_deleted_unseen(conn: AsyncConnection[Any], entity: str, table: str) -> int:
+    """Soft-delete every live row the full sync did not read, then forget what it read.
+
+    The IDs live in PostgreSQL, not in the process: a run resumed after a crash knows what the
+    first attempt read, and a million IDs cost no memory here.
+    """
+    cur = await conn.execute(
+        sql.SQL(
+            "UPDATE {} AS t SET _deleted_at = now() WHERE t._deleted_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM b24sync.full_sync_seen s WHERE s.entity = %s AND s.id = t.id)"
+        ).format(ident(DATA_SCHEMA, table)),
+        (entity,),
+    )
+    await forget_seen(conn, entity)
+    return cur.rowcount
+
+
 async def mark_deleted_except(
     conn: AsyncConnection[Any], table: str, seen_ids: Sequence[int]
 ) -> int:

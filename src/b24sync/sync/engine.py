@@ -255,6 +255,7 @@ class SyncEngine:
         async with conn.transaction():
             counts.upserted += await mirror.upsert(conn, entity.table, columns, rows)
             if checkpoint is not None:
+                await mirror.note_seen(conn, entity.name, [row[0] for row in rows])
                 await runs.write_state(conn, entity.name, full_checkpoint=checkpoint)
             counts.fetched += len(page.records)
             counts.estimated_total = max(page.estimated_total, counts.fetched)
@@ -277,7 +278,8 @@ class SyncEngine:
             if "portal_started" in checkpoint
             else self._portal_now()
         )
-        seen: list[int] = []
+        if not start_after:  # what an abandoned attempt read says nothing about this run
+            await mirror.forget_seen(conn, entity.name)
         async for page in prefetched(
             export_records(
                 self.client,
@@ -287,7 +289,6 @@ class SyncEngine:
                 commands_per_call=self.commands_per_call,
             )
         ):
-            seen.extend(int(r["ID"]) for r in page.records)
             await self._load(
                 conn,
                 entity,
@@ -302,10 +303,10 @@ class SyncEngine:
                     "portal_started": run_started.isoformat(),
                 },
             )
-        if start_after:  # a resumed run did not see the part before the crash
-            seen = await self._all_ids(entity)
+        # A record deleted after its range was read is caught by its event or the reconcile, as
+        # in a run that never stopped.
         async with conn.transaction():
-            counts.deleted += await mirror.mark_deleted_except(conn, entity.table, seen)
+            counts.deleted += await mirror.mark_deleted_unseen(conn, entity.name, entity.table)
             await runs.write_state(
                 conn,
                 entity.name,

@@ -3,6 +3,10 @@
 The body is form-encoded with PHP-style keys: ``event=ONCRMDEALUPDATE``,
 ``data[FIELDS][ID]=42``, ``ts=...``, ``auth[application_token]=...``, ``auth[member_id]=...``
 (api-reference/events/index.md, safe-event-handlers.md).
+
+The receiver is public, so everything here is bounded and strict: the token is checked before
+anything else is read, and an ID is at most 19 ASCII digits below 2**63 (``str.isdigit`` also
+accepts ``²`` and ``①``, which ``int`` refuses).
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from b24sync.entities import ENTITIES
 from b24sync.errors import ForbiddenEvent, MalformedEvent
 
+_RECORD_ID = re.compile(r"[0-9]{1,19}")
+_MEMBER_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+BIGINT_LIMIT = 2**63
 _EVENT_NAME = re.compile(
     r"^ONCRM(?P<entity>DEAL|CONTACT|LEAD|COMPANY)(?P<action>ADD|UPDATE|DELETE)$"
 )
@@ -34,7 +41,6 @@ class CrmEvent:
     record_id: int
     member_id: str
     ts: int | None
-    application_token: str = field(repr=False)
 
     def stored_payload(self) -> dict[str, object]:
         """What the inbox keeps: everything but the token."""
@@ -47,27 +53,35 @@ class CrmEvent:
 
 
 def parse_event(form: Mapping[str, str]) -> CrmEvent:
-    name = (form.get("event") or "").strip().upper()
+    """The event a (verified) form carries; MalformedEvent for anything else."""
+    name = form.get("event", "").strip().upper()
     if not name:
         raise MalformedEvent("no 'event' field: this is not a Bitrix24 event")
-    match = _EVENT_NAME.match(name)
+    match = _EVENT_NAME.fullmatch(name)
     if match is None:
         raise MalformedEvent(
             f"event {name[:60]!r} is not one b24sync handles; bind only: {', '.join(CRM_EVENT_NAMES)}"
         )
-    raw_id = form.get("data[FIELDS][ID]", "")
-    if not raw_id.isdigit() or int(raw_id) <= 0:
+    record_id = _bigint(form.get("data[FIELDS][ID]", ""))
+    if record_id is None or record_id <= 0:
         raise MalformedEvent("data[FIELDS][ID] must be a positive integer record id")
-    raw_ts = form.get("ts", "")
+    member_id = form.get("auth[member_id]", "")
     return CrmEvent(
         name=name,
         entity=match.group("entity").lower(),
         action=match.group("action").lower(),
-        record_id=int(raw_id),
-        member_id=form.get("auth[member_id]", "")[:64],
-        ts=int(raw_ts) if raw_ts.isdigit() else None,
-        application_token=form.get("auth[application_token]", ""),
+        record_id=record_id,
+        member_id=member_id if _MEMBER_ID.fullmatch(member_id) else "",
+        ts=_bigint(form.get("ts", "")),
     )
+
+
+def _bigint(raw: str) -> int | None:
+    """``raw`` as a PostgreSQL bigint, or None when it is not one."""
+    if _RECORD_ID.fullmatch(raw) is None:
+        return None
+    value = int(raw)
+    return value if value < BIGINT_LIMIT else None
 
 
 def offline_event(row: Mapping[str, object]) -> CrmEvent:
@@ -80,14 +94,18 @@ def offline_event(row: Mapping[str, object]) -> CrmEvent:
     )
 
 
-def verify_token(event: CrmEvent, expected: str | None) -> None:
-    """Constant-time comparison with BITRIX_APPLICATION_TOKEN; missing or wrong is refused."""
+def verify_token(form: Mapping[str, str], expected: str | None) -> None:
+    """Constant-time comparison with the application token; missing or wrong is refused.
+
+    Called on the raw form before :func:`parse_event`: a stranger learns nothing about parsing.
+    """
     if not expected:
         raise ForbiddenEvent(
             "BITRIX_APPLICATION_TOKEN is not set, so no event can be verified: set it to the "
             "application token the portal shows for your outbound webhook or local app"
         )
-    if not event.application_token:
+    given = form.get("auth[application_token]", "")
+    if not given:
         raise ForbiddenEvent("auth[application_token] is missing")
-    if not hmac.compare_digest(event.application_token.encode(), expected.encode()):
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise ForbiddenEvent("auth[application_token] does not match")
