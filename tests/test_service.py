@@ -6,6 +6,7 @@ the FastAPI app through httpx's ASGI transport.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from b24emu import Emulator, seed_portal
+from b24sync.jobs import requeue_stalled_jobs, run_worker
 from tests.portal import (
     API_KEY,
     APPLICATION_TOKEN,
@@ -351,6 +353,9 @@ async def test_event_application_keeps_to_its_share_of_the_request_rate(
     assert scalar(database_url, by_ids_runs) == 2  # the five later events shared one call
 
 
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
 def event_form(token_value: str | None, **extra: str) -> dict[str, str]:
     form = {
         "event": "ONCRMDEALUPDATE",
@@ -383,6 +388,12 @@ async def test_forged_events_are_403_and_change_nothing(
         (event_form(APPLICATION_TOKEN, event="ONTASKADD"), {}, "not one b24sync handles"),
         (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "x"}), {}, "positive integer"),
         (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "-3"}), {}, "positive integer"),
+        (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "\u00b2"}), {}, "positive integer"),
+        (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "\u2460"}), {}, "positive integer"),
+        (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "9" * 5000}), {}, "positive"),
+        (event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": str(2**63)}), {}, "positive"),
+        (None, {"content": b"event=ONCRMDEALADD&x=\xff\xfe", "headers": FORM}, "UTF-8"),
+        (None, {"content": "&".join(["a=1"] * 101), "headers": FORM}, "more than 100"),
     ],
 )
 async def test_malformed_events_are_400_with_a_message(
@@ -390,6 +401,63 @@ async def test_malformed_events_are_400_with_a_message(
 ) -> None:
     response = await stack.api.post("/api/v1/webhooks/bitrix", data=body, **kwargs)
     assert response.status_code == 400 and why in response.json()["detail"]
+
+
+async def test_the_token_is_checked_before_anything_else_is_read(
+    stack: Stack, database_url: str
+) -> None:
+    stack.api.headers.pop("Authorization")
+    hostile = event_form("wrong", **{"data[FIELDS][ID]": "\u2460", "auth[member_id]": "a\x00b"})
+    response = await stack.api.post("/api/v1/webhooks/bitrix", data=hostile)
+    assert response.status_code == 403
+    huge = await stack.api.post(
+        "/api/v1/webhooks/bitrix", content=b"event=" + b"A" * 70_000, headers=FORM
+    )
+    assert huge.status_code == 413
+    odd = event_form(APPLICATION_TOKEN, ts=str(2**63), **{"auth[member_id]": "a\x00b"})
+    accepted = await stack.api.post("/api/v1/webhooks/bitrix", data=odd)
+    assert accepted.status_code == 200, accepted.text
+    stored = scalar(database_url, "SELECT (event_ts, member_id) FROM b24sync.received_events")
+    assert stored == (None, "")  # what does not fit is dropped, the event is kept
+
+
+async def test_an_apply_job_left_by_a_dead_worker_is_requeued(
+    database_url: str, emu: Emulator
+) -> None:
+    """kill -9 while `apply_events` runs: its job stays 'doing' and holds its lock, so without
+    the requeue no event is ever applied again."""
+    async with service_stack(database_url, emu, worker=False) as stack:
+        jobs = stack.service.jobs
+        assert jobs is not None
+        await stack.api.post("/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN))
+        dead = await jobs.job_manager.register_worker()
+        assert await jobs.job_manager.fetch_job(queues=None, worker_id=dead) is not None
+        with psycopg.connect(database_url, autocommit=True) as conn:  # its heartbeat stops
+            conn.execute(
+                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 minute' "
+                "WHERE id = %s",
+                (dead,),
+            )
+        stack.emu.portal.update("deal", 7, {"TITLE": "Edited after the crash"})
+        after = event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "7"})
+        await stack.api.post("/api/v1/webhooks/bitrix", data=after)
+        pending = "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+        worker = asyncio.create_task(run_worker(jobs))
+        try:
+            await asyncio.sleep(1.0)
+            assert scalar(database_url, pending) == 2  # the new job waits for the dead one's lock
+            assert len(await requeue_stalled_jobs(jobs)) == 1
+
+            async def applied() -> bool:
+                return scalar(database_url, pending) == 0 and (
+                    scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 7")
+                    == "Edited after the crash"
+                )
+
+            await stack.wait_for(applied)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
 
 
 async def test_events_for_an_entity_with_events_off_are_ignored(

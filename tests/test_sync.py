@@ -15,6 +15,7 @@ import pytest
 from b24emu import Emulator, create_app, seed_portal
 from b24sync.bitrix.client import BitrixClient
 from b24sync.entities import ENTITIES, entity_named
+from b24sync.errors import PortalMismatch
 from b24sync.sync.engine import SyncEngine
 from tests.portal import TOKEN, fast_client
 
@@ -217,6 +218,56 @@ async def test_killed_sync_resumes_and_ends_identical(
     assert resumed.api_calls < fresh.api_calls, (resumed.api_calls, fresh.api_calls)
     assert fresh.deleted == 0
     assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_database_connections_lost_mid_sync_are_logged_not_raised(
+    emu: Emulator, client: BitrixClient, database_url: str
+) -> None:
+    """What a PostgreSQL restart does to a running sync, seen from the client: every session
+    ends. The run log must say so, and the process must not die with a traceback."""
+    seed_portal(emu.portal, {"deal": 3000})
+    pages = 0
+
+    def restart_database_after_one_page(progress: Any) -> None:
+        nonlocal pages
+        pages += 1
+        if pages == 1:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+    broken = await SyncEngine(
+        client, database_url, commands_per_call=10, on_progress=restart_database_after_one_page
+    ).full(entity_named("deal"))
+    assert broken.status == "failed" and broken.transient
+    assert "terminating connection" in (broken.error or "")
+    with psycopg.connect(database_url) as conn:
+        logged = conn.execute(
+            "SELECT status, error FROM b24sync.sync_runs WHERE id = %s", (broken.run_id,)
+        ).fetchone()
+    assert logged == ("failed", broken.error)
+    again = await SyncEngine(client, database_url).full(entity_named("deal"))
+    assert again.status == "success"
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_a_second_portal_is_refused_not_mixed_in(
+    emu: Emulator, engine: SyncEngine, database_url: str
+) -> None:
+    seed_portal(emu.portal, {"deal": 20})
+    await engine.full(entity_named("deal"))
+    other = Emulator(webhook_token=TOKEN)
+    seed_portal(other.portal, {"deal": 30}, 7)
+    transport = httpx.ASGITransport(app=create_app(other))
+    async with httpx.AsyncClient(transport=transport, timeout=30) as http:
+        stranger = SyncEngine(fast_client(http, base="http://other.example"), database_url)
+        with pytest.raises(PortalMismatch, match="already mirrors the portal emu"):
+            await stranger.full(entity_named("deal"))
+    assert_mirror_equals_portal(database_url, emu, "deal")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM b24sync.sync_runs").fetchone() == (1,)
 
 
 async def test_thirty_percent_503_still_ends_identical(

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
 import typer
 from psycopg import AsyncConnection
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.table import Table
 from b24sync.config import Settings, load_settings, stored_secret, with_overrides
 from b24sync.entities import ENTITIES, Entity, entity_named
 from b24sync.errors import (
+    B24SyncError,
     ConfigurationError,
     EventsUnavailable,
     PortalAuthError,
@@ -27,6 +29,7 @@ from b24sync.errors import (
 )
 from b24sync.event_intake import HANDLER_PATH
 from b24sync.logs import configure_logging
+from b24sync.redaction import redact
 from b24sync.runtime import portal_client, sync_engine, sync_service
 from b24sync.seed import SeedBusy, SeedReport, TestData
 from b24sync.service import SyncService
@@ -466,7 +469,12 @@ def emulator(
 
 
 def main() -> None:
-    app(prog_name="b24sync")
+    """The CLI; an error we name, or a lost database, ends it with one line and exit code 1."""
+    try:
+        app(prog_name="b24sync")
+    except (B24SyncError, psycopg.OperationalError) as exc:
+        console.print(f"[red]error:[/red] {redact(f'{type(exc).__name__}: {exc}')}")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

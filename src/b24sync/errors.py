@@ -15,12 +15,20 @@ class ConfigurationError(B24SyncError):
     """A setting is missing or malformed."""
 
 
+class PortalMismatch(ConfigurationError):
+    """The database already mirrors another portal."""
+
+
 class InvalidWebhookUrl(ConfigurationError):
     """BITRIX_WEBHOOK_URL is not an inbound-webhook URL."""
 
 
 class StoreError(B24SyncError):
     """PostgreSQL could not be reached or prepared."""
+
+
+class DatabaseUnavailable(StoreError):
+    """PostgreSQL went away during a run and did not come back in time to record its end."""
 
 
 class EmbeddedPostgresError(StoreError):

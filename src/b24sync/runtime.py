@@ -15,6 +15,7 @@ from b24sync.errors import ConfigurationError
 from b24sync.jobs import build_job_app
 from b24sync.service import SyncService
 from b24sync.store.app_tokens import PgTokenStore
+from b24sync.store.portal_claim import claim_portal
 from b24sync.store.rate_bucket import SharedBucket
 from b24sync.sync.engine import ProgressCallback, SyncEngine
 
@@ -77,6 +78,8 @@ async def sync_service(settings: Settings, database_url: str) -> AsyncIterator[S
     async with sync_engine(settings, database_url) as engine:
         service = SyncService(settings, database_url, engine)
         try:
+            async with service.db.connection() as conn:  # refuse a second portal at the start
+                await claim_portal(conn, engine.client.auth.portal)
             async with build_job_app(service).open_async():
                 yield service
         finally:

@@ -7,9 +7,10 @@ lock lives as long as its connection, so a crashed process never leaves one behi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 
 
@@ -25,7 +26,7 @@ async def session_lock(dsn: str, key: str, *, busy: Exception) -> AsyncIterator[
         try:
             yield
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+            await _unlock(conn, key)
 
 
 @asynccontextmanager
@@ -37,7 +38,13 @@ async def waiting_lock(dsn: str, key: str, *, timeout_seconds: int) -> AsyncIter
         try:
             yield
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+            await _unlock(conn, key)
+
+
+async def _unlock(conn: AsyncConnection[Any], key: str) -> None:
+    """Let go of ``key``; a lost connection has let go already (the lock was its session's)."""
+    with suppress(psycopg.OperationalError):
+        await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 async def held_locks(conn: AsyncConnection[Any], keys: Iterable[str]) -> set[str]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.export import ExportPage, export_records, prefetched
 from b24sync.entities import ENTITIES, Entity
 from b24sync.errors import (
+    DatabaseUnavailable,
     OperationTimeLimit,
     PortalServerError,
     RateLimited,
@@ -28,6 +30,7 @@ from b24sync.schema.planner import ColumnSpec, plan_table
 from b24sync.store import mirror, runs
 from b24sync.store.database import libpq_url
 from b24sync.store.locks import held_locks, session_lock
+from b24sync.store.portal_claim import claim_portal
 from b24sync.store.runs import RunCounts
 from b24sync.sync.cursor import Cursor
 
@@ -78,6 +81,7 @@ ProgressCallback = Callable[[Progress], None]
 
 SCHEMA_CHANGES_SHOWN = 5
 SCHEMA_REUSE_SECONDS = 300.0  # how long event application trusts the field metadata it read
+DATABASE_RETURN_SECONDS = 30
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
 
 
@@ -159,6 +163,7 @@ class SyncEngine:
             self._lock(entity),
             await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
         ):
+            await claim_portal(conn, self.client.auth.portal)
             await runs.close_interrupted_runs(conn, entity.name)
             run_id = await runs.start_run(conn, entity.name, mode, queued_id)
             status, error, transient = "success", None, False
@@ -170,7 +175,7 @@ class SyncEngine:
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
             counts.api_calls = self.client.counters.http_calls - calls_before
             counts.commands = self.client.counters.commands - commands_before
-            await runs.finish_run(conn, run_id, counts, status, error)
+            await self._finish_run(conn, run_id, counts, status, error)
         return SyncSummary(
             entity.name,
             mode,
@@ -185,6 +190,37 @@ class SyncEngine:
             error,
             transient,
         )
+
+    async def _finish_run(
+        self,
+        conn: AsyncConnection[Any],
+        run_id: int,
+        counts: RunCounts,
+        status: str,
+        error: str | None,
+    ) -> None:
+        """Record the end of a run, on a new connection when the database dropped the old one.
+
+        A restarted PostgreSQL is waited for up to DATABASE_RETURN_SECONDS, so the run log says
+        what happened (the database error) rather than a later "interrupted".
+        """
+        if not conn.closed:
+            with suppress(psycopg.OperationalError):
+                await runs.finish_run(conn, run_id, counts, status, error)
+                return
+        deadline = time.monotonic() + DATABASE_RETURN_SECONDS
+        while True:
+            try:
+                async with await AsyncConnection.connect(self.dsn, autocommit=True) as fresh:
+                    await runs.finish_run(fresh, run_id, counts, status, error)
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailable(
+                        f"PostgreSQL went away during run {run_id} and was not back within "
+                        f"{DATABASE_RETURN_SECONDS} s ({error or exc}); the next run resumes"
+                    ) from None
+                await asyncio.sleep(1.0)
 
     @asynccontextmanager
     async def _lock(self, entity: Entity) -> AsyncIterator[None]:
