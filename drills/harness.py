@@ -115,6 +115,7 @@ def portal(counts: dict[str, int], latency_ms: float = 0.0) -> Iterator[Portal]:
 @dataclass
 class Proc:
     args: tuple[str, ...]
+    env: dict[str, str]
     popen: subprocess.Popen[bytes]
     log: Path
 
@@ -161,7 +162,7 @@ class Processes:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
-        proc = Proc(args, popen, log)
+        proc = Proc(args, env, popen, log)
         self.started.append(proc)
         return proc
 
@@ -202,9 +203,14 @@ class Processes:
         for proc in self.started:
             self.stop(proc)
 
-    def serve(self, env: dict[str, str]) -> tuple[Proc, str]:
-        """`b24sync serve` on a free loopback port, healthy; returns it and its base URL."""
-        port = free_port()
+    def restart(self, proc: Proc) -> Proc:
+        """The same command again (after a crash, as systemd or Docker would restart it)."""
+        return self.start(*proc.args, env=proc.env)
+
+    def serve(self, env: dict[str, str], port: int | None = None) -> tuple[Proc, str]:
+        """`b24sync serve` on a loopback port (a free one by default), healthy; returns it and
+        its base URL."""
+        port = port or free_port()
         proc = self.start("serve", "--port", str(port), env=env)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, proc.popen, timeout=60)  # type: ignore[arg-type]
@@ -214,6 +220,20 @@ class Processes:
 def drill_env(database_url: str, portal_: Portal, **settings: str) -> dict[str, str]:
     """The service's environment for this portal and database (limits lifted client-side)."""
     return service_env(database_url, portal_.webhook) | settings
+
+
+def synced_service(
+    processes: Processes, database_url: str, portal_: Portal, **settings: str
+) -> tuple[Proc, str]:
+    """`b24sync serve` after its first scheduled deal sync, receiving the portal's events."""
+    proc, base = processes.serve(drill_env(database_url, portal_, **settings))
+    wait_until(
+        lambda: any(r["status"] == "success" for r in run_log(database_url, "deal")),
+        "the first scheduled deal sync",
+        timeout=120,
+    )
+    portal_.send_events_to(base)
+    return proc, base
 
 
 def application_env(database_url: str, portal_: Portal) -> dict[str, str]:
@@ -261,6 +281,15 @@ def query(database_url: str, text: str, params: tuple[Any, ...] = ()) -> list[tu
 def scalar(database_url: str, text: str, params: tuple[Any, ...] = ()) -> Any:
     rows = query(database_url, text, params)
     return rows[0][0] if rows else None
+
+
+def inbox(database_url: str) -> tuple[int, int]:
+    """Events received, and those not applied yet."""
+    row = query(
+        database_url,
+        "SELECT count(*), count(*) FILTER (WHERE processed_at IS NULL) FROM b24sync.received_events",
+    )[0]
+    return int(row[0]), int(row[1])
 
 
 RUN_FIELDS = ("id", "entity", "sync_type", "status", "fetched", "api_calls", "error")
