@@ -270,6 +270,26 @@ async def test_a_second_portal_is_refused_not_mixed_in(
         assert conn.execute("SELECT count(*) FROM b24sync.sync_runs").fetchone() == (1,)
 
 
+async def test_pages_with_a_record_missing_its_id_are_asked_again(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
+    seed_portal(emu.portal, {"deal": 6000})
+    emu.faults.missing_id = 0.2
+    summary = await engine.full(entity_named("deal"))
+    assert summary.status == "success", summary.error
+    assert emu.stats.ids_withheld  # the fault did strike
+    assert_mirror_equals_portal(database_url, emu, "deal")
+    emu.faults.missing_id = 1.0  # a portal that always answers so: the run fails, data stays
+    emu.portal.update("deal", 3, {"TITLE": "never read"})
+    failed = await engine.incremental(entity_named("deal"))
+    assert failed.status == "failed" and "without an ID" in (failed.error or ""), failed.error
+    assert failed.transient
+    assert len(rows(database_url, "crm_deal", "_deleted_at IS NULL")) == 6000
+    emu.faults.missing_id = 0.0
+    await engine.incremental(entity_named("deal"))
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
 async def test_thirty_percent_503_still_ends_identical(
     engine: SyncEngine, emu: Emulator, database_url: str
 ) -> None:

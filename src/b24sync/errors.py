@@ -96,6 +96,10 @@ class PortalServerError(BitrixError):
     """5xx, a dropped connection or a timeout that outlived the retries."""
 
 
+class MalformedAnswer(PortalServerError):
+    """The portal answered with data that cannot be right (a list record without its ID)."""
+
+
 # --- the service ------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from typing import Any
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
-from b24sync.errors import BitrixError
+from b24sync.errors import BitrixError, MalformedAnswer
 
 PAGE = 50
+_RECORD_ID = re.compile(r"[0-9]{1,19}")
 Record = dict[str, Any]
 
 
@@ -96,16 +98,22 @@ async def export_records(
 
     # Probe: the first page and the highest matching ID, in one call.
     probe_filter = {**base_filter, ">ID": start_after}
-    probe = await client.batch(
-        {
-            "first": command(IdRange(start_after, None)),
-            "last": f"{method}?"
-            + encode_params(
-                {"order": {"ID": "DESC"}, "filter": probe_filter, "select": ["ID"], "start": -1}
-            ),
-        }
-    )
-    _raise_first(probe.errors)
+    for attempt in range(client.retry.attempts + 1):
+        probe = await client.batch(
+            {
+                "first": command(IdRange(start_after, None)),
+                "last": f"{method}?"
+                + encode_params(
+                    {"order": {"ID": "DESC"}, "filter": probe_filter, "select": ["ID"], "start": -1}
+                ),
+            }
+        )
+        _raise_first(probe.errors)
+        damaged = _damaged_commands(probe.result)
+        if not damaged:
+            break
+        if attempt == client.retry.attempts:
+            raise _malformed(method, damaged)
     first: list[Record] = probe.result.get("first") or []
     last: list[Record] = probe.result.get("last") or []
     if not first:
@@ -122,7 +130,7 @@ async def export_records(
     yield ExportPage(first, first_last_id, estimate)
     # original lo of each live range, to report completion when its follow-ups finish
     origin: dict[int, int] = {}
-    throttled_waves = 0
+    refused_in_a_row = 0  # waves with a command to ask again; too many in a row fail the export
     while planner.pending:
         waves: list[list[IdRange]] = []
         while planner.pending and len(waves) < parallel_calls:
@@ -137,13 +145,18 @@ async def export_records(
         for wave, batch in zip(waves, batches, strict=True):
             limited = _limited_commands(batch.errors)
             _raise_first({k: v for k, v in batch.errors.items() if k not in limited})
-            if limited:
-                throttled_waves += 1
-                if throttled_waves > client.retry.attempts:
+            damaged = _damaged_commands(batch.result)
+            if limited or damaged:
+                refused_in_a_row += 1
+                if refused_in_a_row > client.retry.attempts:
                     _raise_first(batch.errors)
-                client.pacer.blocked(0.0)
+                    raise _malformed(method, damaged)
+                if limited:
+                    client.pacer.blocked(0.0)
+            else:
+                refused_in_a_row = 0
             for i, rng in enumerate(wave):
-                if f"r{i}" in limited:  # the portal refused this command for now: ask again
+                if f"r{i}" in limited | damaged:  # refused or damaged this time: ask again
                     planner.pending.appendleft(rng)
                     continue
                 page: list[Record] = batch.result.get(f"r{i}") or []
@@ -169,6 +182,27 @@ _RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCE
 def _limited_commands(errors: dict[str, dict[str, Any]]) -> set[str]:
     """Commands inside a batch that a limit refused; they are retried, not failed."""
     return {key for key, error in errors.items() if error.get("error") in _RETRYABLE_COMMAND_ERRORS}
+
+
+def _damaged_commands(results: Mapping[str, Any]) -> set[str]:
+    """Commands whose page holds a record without a usable ``ID``: such a page can be neither
+    stored nor paged past, so it is asked for again, like a 5xx answer."""
+    return {
+        key
+        for key, page in results.items()
+        if isinstance(page, list) and not all(has_record_id(record) for record in page)
+    }
+
+
+def has_record_id(record: Any) -> bool:
+    return isinstance(record, dict) and _RECORD_ID.fullmatch(str(record.get("ID", ""))) is not None
+
+
+def _malformed(method: str, damaged: set[str]) -> MalformedAnswer:
+    return MalformedAnswer(
+        f"{method} kept answering records without an ID (commands {', '.join(sorted(damaged))}); "
+        "the data already stored is kept and the next run asks again"
+    )
 
 
 def _raise_first(errors: dict[str, dict[str, Any]]) -> None:

@@ -16,10 +16,11 @@ from psycopg import AsyncConnection
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
-from b24sync.bitrix.export import ExportPage, export_records, prefetched
+from b24sync.bitrix.export import ExportPage, export_records, has_record_id, prefetched
 from b24sync.entities import ENTITIES, Entity
 from b24sync.errors import (
     DatabaseUnavailable,
+    MalformedAnswer,
     OperationTimeLimit,
     PortalServerError,
     RateLimited,
@@ -416,6 +417,8 @@ class SyncEngine:
         }
         batch = await self.client.batch(commands)
         records = [r for key in commands for r in (batch.result.get(key) or [])]
+        if not all(has_record_id(r) for r in records):  # retried by the apply job, like a 5xx
+            raise MalformedAnswer(f"{entity.list_method} answered a record without an ID")
         if schema.lacks_any(records):
             schema = await self.sync_schema(conn, entity)
         page = ExportPage(records, 0, len(records))
