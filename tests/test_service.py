@@ -460,6 +460,27 @@ async def test_an_apply_job_left_by_a_dead_worker_is_requeued(
             await asyncio.gather(worker, return_exceptions=True)
 
 
+async def test_events_stored_by_a_process_that_died_before_queueing_are_applied(
+    stack: Stack, database_url: str
+) -> None:
+    stack.emu.portal.update("deal", 9, {"TITLE": "Stored, then the process died"})
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the commit before the defer
+        conn.execute(
+            "INSERT INTO b24sync.received_events (event_name, entity, record_id, member_id, "
+            "payload) VALUES ('ONCRMDEALUPDATE', 'deal', 9, '', '{}')"
+        )
+    assert await stack.service.events.queue_leftovers() == 1
+
+    async def applied() -> bool:
+        if scalar(database_url, "SELECT to_regclass('bitrix24.crm_deal')") is None:
+            return False
+        title = "SELECT title FROM bitrix24.crm_deal WHERE id = 9"
+        return scalar(database_url, title) == "Stored, then the process died"
+
+    await stack.wait_for(applied)
+    assert await stack.service.events.queue_leftovers() == 0
+
+
 async def test_events_for_an_entity_with_events_off_are_ignored(
     stack: Stack, database_url: str
 ) -> None:

@@ -91,6 +91,15 @@ class EventIntake:
         await self.defer_apply()
         return event_id
 
+    async def queue_leftovers(self) -> int:
+        """Queue the apply job for events stored by a process that died before queueing it
+        (the event commits first, then the job is deferred); returns how many are pending."""
+        async with self.db.connection() as conn:
+            pending = (await inbox.inbox_stats(conn)).pending
+        if pending:
+            await self.defer_apply()
+        return pending
+
     async def _store(self, conn: AsyncConnection[Any], event: CrmEvent) -> int:
         return await inbox.store_event(
             conn,

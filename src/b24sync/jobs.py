@@ -10,7 +10,7 @@ any number of workers tick once.
 A job whose worker died (kill -9, OOM, power) stays ``doing`` and keeps its lock, so procrastinate
 would never start another job with that lock: events would stop being applied for good. Every
 15 s, :func:`requeue_stalled_jobs` finds such jobs by their worker's missing heartbeat and puts
-them back in the queue.
+them back in the queue, and events whose process died before queueing their apply job get one.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 
 TASK_TICK = "scheduler_tick"
 TASK_DRAIN = "drain_offline_events"
-TASK_REQUEUE = "requeue_stalled_jobs"
+TASK_RECOVER = "recover_after_crashes"
 # A worker beats every 10 s (procrastinate's default); three missed beats mean it is gone.
 STALLED_AFTER_SECONDS = 30
-REQUEUE_CRON = "* * * * * */15"
+RECOVER_CRON = "* * * * * */15"
 # Every 15 s (croniter's sixth field is seconds): offline events wait at most that long, and an
 # empty poll costs one call (about 3 % of a 2 req/s budget); nothing under an inbound webhook.
 DRAIN_CRON = "* * * * * */15"
@@ -80,12 +80,13 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
             if drained:
                 log.info("drained %d offline events", drained)
 
-        @app.periodic(cron=REQUEUE_CRON)
-        @app.task(name=TASK_REQUEUE, queueing_lock=TASK_REQUEUE)
-        async def requeue_stalled(timestamp: int) -> None:
+        @app.periodic(cron=RECOVER_CRON)
+        @app.task(name=TASK_RECOVER, queueing_lock=TASK_RECOVER)
+        async def recover_after_crashes(timestamp: int) -> None:
             requeued = await requeue_stalled_jobs(app)
             if requeued:
                 log.warning("requeued %d jobs of workers that stopped: %s", len(requeued), requeued)
+            await service.events.queue_leftovers()
 
     service.jobs = app
     return app
