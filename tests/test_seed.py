@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from b24emu import Emulator, seed_portal
-from b24sync.seed import LOCK_KEY, ORIGINATOR, creation_plan
+from b24sync.seed import GENERATED_ONLY_NOTE, LOCK_KEY, ORIGINATOR, creation_plan
 from tests.portal import TOKEN, Stack, service_stack
 
 
@@ -87,11 +87,14 @@ async def test_clear_removes_only_generated_records_contacts_first(
         "contacts": 60,
         "api_calls": 0,
         "failed": {},
+        "scope": "generated",
+        "note": GENERATED_ONLY_NOTE,  # the original tool deleted everything: say it did not
     }
     assert len(emu.portal.store("contact").records) == 8
     assert len(emu.portal.store("company").records) == 5
     everything = await stack.api.post("/bitrix/clear-bitrix", params={"all": "true"})
     assert everything.json()["contacts"] == 8 and everything.json()["companies"] == 5
+    assert everything.json()["scope"] == "all" and "note" not in everything.json()
     assert not emu.portal.store("contact").records and not emu.portal.store("company").records
 
 

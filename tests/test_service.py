@@ -194,7 +194,7 @@ async def test_config_put_changes_what_the_scheduler_queues(
 ) -> None:
     async with service_stack(database_url, emu, worker=False) as stack:
         config = (await stack.api.get("/api/v1/sync/config")).json()
-        assert config["deal"] == {"enabled": True, "interval_minutes": 15, "webhook_enabled": True}
+        assert config["deal"] == {"enabled": True, "interval_minutes": 30, "webhook_enabled": True}
         changed = await stack.api.put(
             "/api/v1/sync/config",
             json={"lead": {"enabled": False}, "deal": {"interval_minutes": 60}},
@@ -202,6 +202,21 @@ async def test_config_put_changes_what_the_scheduler_queues(
         assert changed.status_code == 200
         assert changed.json()["lead"]["enabled"] is False
         assert changed.json()["deal"]["interval_minutes"] == 60
+        # the original service's flat body (its README), answered in the same form
+        document = {
+            "entity_type": "contact",
+            "enabled": True,
+            "sync_interval_minutes": 15,
+            "webhook_enabled": False,
+        }
+        flat = await stack.api.put("/api/v1/sync/config", json=document)
+        assert flat.status_code == 200 and flat.json() == document
+        config = (await stack.api.get("/api/v1/sync/config")).json()
+        assert config["contact"] == {
+            "enabled": True,
+            "interval_minutes": 15,
+            "webhook_enabled": False,
+        }
         queued = await stack.service.queue_due_syncs()
         assert sorted(queued) == ["company", "contact", "deal"]  # never synced, lead is off
         assert await stack.service.queue_due_syncs() == []  # queued already: never twice
@@ -212,6 +227,9 @@ async def test_config_put_changes_what_the_scheduler_queues(
             {"invoice": {"enabled": True}},
             {"deal": {"colour": "red"}},
             {"deal": {"enabled": "maybe"}},
+            {"entity_type": "invoice", "enabled": True},
+            {"entity_type": "deal", "sync_interval_minutes": 0},
+            {"entity_type": "deal", "interval_minutes": 15},
         ):
             response = await stack.api.put("/api/v1/sync/config", json=bad)
             assert response.status_code == 422, bad
@@ -235,7 +253,7 @@ async def test_scheduler_queues_again_after_the_interval(stack: Stack, database_
 
     await stack.wait_for(company_done)
     assert await stack.service.queue_due_syncs() == []
-    later = datetime.now(UTC) + timedelta(minutes=16)
+    later = datetime.now(UTC) + timedelta(minutes=31)  # the default interval is 30
     assert await stack.service.queue_due_syncs(later) == ["company"]
 
 
@@ -268,7 +286,7 @@ async def test_scheduler_checks_for_deletions_once_a_day(stack: Stack, database_
         is True
     )
 
-    soon = datetime.now(UTC) + timedelta(minutes=16)  # the interval, not a day, after the check
+    soon = datetime.now(UTC) + timedelta(minutes=31)  # the interval, not a day, after the check
     assert await stack.service.queue_due_syncs(soon) == ["lead"]  # now the incremental
     await stack.wait_for(lambda: runs_done(3))
     assert (

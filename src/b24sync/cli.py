@@ -115,7 +115,7 @@ ADMIN_KEY_FILE = "admin_api_key"
 
 @app.command()
 def run(
-    port: int = typer.Option(8000, help="where the API and dashboard listen"),
+    port: int = typer.Option(8080, help="where the API and dashboard listen"),
     emulator_port: int = typer.Option(
         8800, help="the local demo portal's port (no BITRIX_WEBHOOK_URL)"
     ),
@@ -213,7 +213,7 @@ def _serve(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
-    port: int = typer.Option(8000, help="port to listen on"),
+    port: int = typer.Option(8080, help="port to listen on"),
 ) -> None:
     """Run the HTTP API and dashboard with one in-process worker (scheduler included)."""
     settings = _settings()

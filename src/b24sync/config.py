@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from b24sync.errors import InvalidWebhookUrl
@@ -76,18 +76,27 @@ class WebhookUrl:
 class Settings(BaseSettings):
     """All configuration. Secrets are SecretStr or WebhookUrl and never print in clear."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
 
     database_url: str | None = None
     b24sync_data_dir: Path = Path("data")
     bitrix_webhook_url: str | None = None
     bitrix_application_token: SecretStr | None = None
-    supabase_jwt_secret: SecretStr | None = None
-    supabase_url: str | None = None
-    supabase_anon_key: SecretStr | None = None
+    # The second names are the original service's (.env example and settings table).
+    supabase_jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("supabase_jwt_secret", "jwt_secret")
+    )
+    supabase_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("supabase_url", "public_supabase_url")
+    )
+    supabase_anon_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("supabase_anon_key", "supabase_key")
+    )
     api_keys: SecretStr | None = None
     sync_batch_size: int = 50
-    sync_default_interval_minutes: int = 15
+    sync_default_interval_minutes: int = 30
     sync_reconcile_hours: int = 24
     events_budget_share: float = 0.5
     debug: bool = False

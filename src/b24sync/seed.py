@@ -22,7 +22,15 @@ from b24sync.store.locks import held_locks, session_lock
 
 ORIGINATOR = "b24sync-seed"
 LOCK_KEY = "b24sync.seed"
-BUSY_MESSAGE = "busy: another create or clear of test data is running; try again when it ends"
+# The original tool's words first (its README quotes them), then ours.
+BUSY_MESSAGE = (
+    "busy: Сервис занят, попробуйте позже (another create or clear of test data is running; "
+    "try again when it ends)"
+)
+GENERATED_ONLY_NOTE = (
+    "only the companies and contacts this tool created were deleted; all=true deletes every "
+    "contact and company of the portal, as the original tool did"
+)
 
 ProgressCallback = Callable[[int], None]  # percent done, 0..100
 
@@ -38,15 +46,21 @@ class SeedReport:
     contacts: int = 0
     api_calls: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # "contact 17" -> the portal's error
+    scope: str | None = None  # a clear's: "generated" (the default) or "all"
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "action": self.action,
             "companies": self.companies,
             "contacts": self.contacts,
             "api_calls": self.api_calls,
             "failed": self.failed,
         }
+        if self.scope is not None:
+            answer["scope"] = self.scope
+        if self.scope == "generated":
+            answer["note"] = GENERATED_ONLY_NOTE
+        return answer
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,7 @@ class TestData:
         return report
 
     async def _clear(self, everything: bool, on_progress: ProgressCallback | None) -> SeedReport:
-        report = SeedReport("clear")
+        report = SeedReport("clear", scope="all" if everything else "generated")
         calls_before = self.client.counters.http_calls
         contact_ids = await self._ids("crm.contact.list", everything)
         company_ids = await self._ids("crm.company.list", everything)

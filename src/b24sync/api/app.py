@@ -63,11 +63,44 @@ class StartSync(BaseModel):
     sync_type: Literal["full", "incremental"] = "incremental"
 
 
+Interval = Field(default=None, ge=1, le=10080)
+
+
 class SchedulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool | None = None
-    interval_minutes: int | None = Field(default=None, ge=1, le=10080)
+    interval_minutes: int | None = Interval
     webhook_enabled: bool | None = None
+
+
+class EntityConfig(BaseModel):
+    """One entity's settings in the original service's flat form (its README's example)."""
+
+    model_config = ConfigDict(extra="forbid")
+    entity_type: EntityName
+    enabled: bool | None = None
+    sync_interval_minutes: int | None = Interval
+    webhook_enabled: bool | None = None
+
+    def patch(self) -> SchedulePatch:
+        return SchedulePatch(
+            enabled=self.enabled,
+            interval_minutes=self.sync_interval_minutes,
+            webhook_enabled=self.webhook_enabled,
+        )
+
+    @staticmethod
+    def of(entity: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "entity_type": entity,
+            "enabled": schedule["enabled"],
+            "sync_interval_minutes": schedule["interval_minutes"],
+            "webhook_enabled": schedule["webhook_enabled"],
+        }
+
+
+def _patch_values(patch: SchedulePatch) -> dict[str, Any]:
+    return patch.model_dump(exclude_none=True)
 
 
 async def require_user(request: Request) -> Principal:
@@ -131,11 +164,19 @@ def create_app(service: SyncService) -> FastAPI:
         return {name: s.as_json() for name, s in (await service.schedules()).items()}
 
     @api.put("/sync/config", tags=["sync"])
-    async def put_config(changes: dict[EntityName, SchedulePatch], _: User) -> dict[str, Any]:
-        patches: dict[str, dict[str, Any]] = {
-            name: p.model_dump(exclude_none=True) for name, p in changes.items()
-        }
-        updated = await service.update_schedules(patches)
+    async def put_config(
+        changes: EntityConfig | dict[EntityName, SchedulePatch], _: User
+    ) -> dict[str, Any]:
+        """Change schedules: ``{entity: {enabled?, interval_minutes?, webhook_enabled?}}``, or
+        one entity's flat form ``{entity_type, enabled?, sync_interval_minutes?,
+        webhook_enabled?}``, which is answered in the same form."""
+        if isinstance(changes, EntityConfig):
+            name = changes.entity_type
+            updated = await service.update_schedules({name: _patch_values(changes.patch())})
+            return EntityConfig.of(name, updated[name].as_json())
+        updated = await service.update_schedules(
+            {name: _patch_values(patch) for name, patch in changes.items()}
+        )
         return {name: s.as_json() for name, s in updated.items()}
 
     @api.get("/sync/events", tags=["sync"])

@@ -102,6 +102,12 @@ LABELS: dict[str, dict[str, str]] = {
     "count": {"en": "How many", "ru": "Сколько"},
     "create_data": {"en": "Create test data", "ru": "Создать тестовые данные"},
     "clear_data": {"en": "Clear test data", "ru": "Удалить тестовые данные"},
+    "clear_hint": {
+        "en": "Clear removes only what this tool created; the original tool removed every "
+        "contact and company: that is the button below.",
+        "ru": "Удаляются только созданные этим инструментом записи; исходный инструмент удалял "
+        "все контакты и компании: это кнопка ниже.",
+    },
     "clear_all": {
         "en": "Delete ALL contacts and companies",
         "ru": "Удалить ВСЕ контакты и компании",

@@ -1,6 +1,9 @@
-"""Alembic environment: runs against the URL the caller put in the config."""
+"""Alembic environment: runs against the URL the caller put in the config, else DATABASE_URL
+(``alembic upgrade head`` by hand, with the repository's alembic.ini)."""
 
 from __future__ import annotations
+
+import os
 
 from alembic import context
 from sqlalchemy import text
@@ -9,8 +12,9 @@ from b24sync.store.database import migration_engine
 
 SERVICE_SCHEMA = "b24sync"
 
-url = context.config.get_main_option("sqlalchemy.url")
-assert url, "migrate() sets sqlalchemy.url"
+url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
+if not url:
+    raise SystemExit("set DATABASE_URL to the database to migrate (or run: b24sync db migrate)")
 engine = migration_engine(url)
 with engine.begin() as connection:
     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SERVICE_SCHEMA}"'))
