@@ -11,11 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -32,10 +32,12 @@ from tests.portal import (
 from b24emu import Emulator
 from b24emu.server import free_port
 from b24sync.entities import entity_named
-from b24sync.runtime import sync_engine
+from b24sync.runtime import sync_engine, sync_service
+from b24sync.service import SyncService
 from b24sync.sync.engine import SyncSummary
 from drills.compare import compare_mirror, verdict_line
 
+T = TypeVar("T")
 STOP_TIMEOUT_SECONDS = 30
 RECEIVER_PATH = "/api/v1/webhooks/bitrix"
 
@@ -263,6 +265,31 @@ def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
             return await engine.reconcile(entity_named(entity))
 
     return asyncio.run(go())
+
+
+def with_service(
+    database_url: str, portal_: Portal, use: Callable[[SyncService], Awaitable[T]]
+) -> T:
+    """Call the service in-process (its queue is the database's), as the API would."""
+    settings = service_settings(database_url, bitrix_webhook_url=portal_.webhook)
+
+    async def go() -> T:
+        async with sync_service(settings, database_url) as service:
+            return await use(service)
+
+    return asyncio.run(go())
+
+
+def sync_lock_holder(database_url: str, entity: str) -> str | None:
+    """The application_name (PGAPPNAME) of the session holding the entity's sync lock."""
+    found: str | None = scalar(
+        database_url,
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295)",
+        (f"b24sync.sync.{entity}",),
+    )
+    return found
 
 
 def api(base: str) -> httpx.Client:
