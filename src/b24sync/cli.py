@@ -17,7 +17,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from b24sync.config import Settings, load_settings, stored_secret, with_overrides
-from b24sync.entities import ENTITIES, Entity, entity_named
 from b24sync.errors import (
     B24SyncError,
     ConfigurationError,
@@ -36,6 +35,7 @@ from b24sync.service import SyncService
 from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
+from b24sync.streams import STREAMS, Stream, stream_named
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
 
@@ -67,16 +67,16 @@ def _settings() -> Settings:
     return settings
 
 
-def _entity(name: str) -> Entity:
+def _entity(name: str) -> Stream:
     try:
-        return entity_named(name)
+        return stream_named(name)
     except UnknownEntity as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 
 
 async def _sync_with_progress(
-    settings: Settings, url: str, entity: Entity, mode: str
+    settings: Settings, url: str, entity: Stream, mode: str
 ) -> SyncSummary:
     with Progress(
         TextColumn("{task.description}"),
@@ -161,7 +161,7 @@ def run(
             else "DATABASE_URL"
         )
         console.print(f"[green]database ready[/green] ({where})")
-        for entity_ in ENTITIES.values():
+        for entity_ in STREAMS.values():
             summary = asyncio.run(_sync_with_progress(settings, db.url, entity_, "full"))
             console.print(
                 f"  {entity_.name}: {summary.status}, {summary.fetched} records, "

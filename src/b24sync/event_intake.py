@@ -22,7 +22,6 @@ from b24sync.bitrix.auth import AppAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.config import Settings
-from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
@@ -32,9 +31,9 @@ from b24sync.errors import (
 )
 from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.database import PooledDatabase
+from b24sync.streams import EVENT_NAMES, STREAMS, stream_named
 from b24sync.sync.engine import SyncEngine
 from b24sync.sync.events import (
-    CRM_EVENT_NAMES,
     CrmEvent,
     offline_event,
     parse_event,
@@ -116,7 +115,7 @@ class EventIntake:
         applied = 0
         async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
-                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+                conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
             claimed = True
             while claimed:  # until a pass finds nothing it can claim (others may hold some)
@@ -139,7 +138,7 @@ class EventIntake:
             if not enabled:
                 await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
                 return 0
-            summary = await self.engine.by_ids(entity_named(name), [p.record_id for p in pending])
+            summary = await self.engine.by_ids(stream_named(name), [p.record_id for p in pending])
             if summary.status != "success":
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
             await inbox.mark_processed(conn, ids)
@@ -170,7 +169,7 @@ class EventIntake:
             "application_token_set": await self.app.application_token() is not None,
             "handler_path": HANDLER_PATH,
             "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
-            "events": list(CRM_EVENT_NAMES),
+            "events": list(EVENT_NAMES),
         }
 
     async def registered(self) -> dict[str, Any]:
@@ -203,7 +202,7 @@ class EventIntake:
                 "offline": str(b.get("offline")) == "1",
             }
             for b in envelope.get("result") or []
-            if isinstance(b, dict) and b.get("event") in CRM_EVENT_NAMES
+            if isinstance(b, dict) and b.get("event") in EVENT_NAMES
         ]
 
     async def register(
@@ -249,10 +248,7 @@ class EventIntake:
 
     async def _bind_all(self, method: str, params: dict[str, str]) -> dict[str, Any]:
         result = await self.client.batch(
-            {
-                name: f"{method}?{encode_params({'event': name} | params)}"
-                for name in CRM_EVENT_NAMES
-            }
+            {name: f"{method}?{encode_params({'event': name} | params)}" for name in EVENT_NAMES}
         )
         failed = {
             name: str(error.get("error_description") or error)
@@ -262,7 +258,7 @@ class EventIntake:
             "method": method,
             "mode": params.get("event_type", "online"),
             "handler": params.get("handler"),
-            "events": [name for name in CRM_EVENT_NAMES if name not in failed],
+            "events": [name for name in EVENT_NAMES if name not in failed],
             "failed": failed,
         }
 

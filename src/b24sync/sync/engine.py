@@ -17,7 +17,6 @@ from psycopg import AsyncConnection
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.export import ExportPage, export_records, has_record_id, prefetched
-from b24sync.entities import ENTITIES, Entity
 from b24sync.errors import (
     DatabaseUnavailable,
     MalformedAnswer,
@@ -33,6 +32,7 @@ from b24sync.store.database import libpq_url
 from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.portal_claim import claim_portal
 from b24sync.store.runs import RunCounts
+from b24sync.streams import STREAMS, Stream
 from b24sync.sync.cursor import Cursor
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ DATABASE_RETURN_SECONDS = 30
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
 
 
-def _lock_key(entity: Entity) -> str:
+def _lock_key(entity: Stream) -> str:
     return f"b24sync.sync.{entity.name}"
 
 
@@ -119,17 +119,17 @@ class SyncEngine:
 
     # --- public runs -----------------------------------------------------------------------
 
-    async def full(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+    async def full(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
         return await self._run(entity, "full", self._full, queued_id)
 
-    async def incremental(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+    async def incremental(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
         return await self._run(entity, "incremental", self._incremental, queued_id)
 
-    async def reconcile(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
+    async def reconcile(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
         return await self._run(entity, "reconcile", self._reconcile, queued_id)
 
     async def run_mode(
-        self, entity: Entity, mode: str, queued_id: int | None = None
+        self, entity: Stream, mode: str, queued_id: int | None = None
     ) -> SyncSummary:
         """``full``, ``incremental`` or ``reconcile`` by name (for jobs and the API)."""
         runs_by_mode = {
@@ -139,9 +139,9 @@ class SyncEngine:
         }
         return await runs_by_mode[mode](entity, queued_id)
 
-    async def by_ids(self, entity: Entity, ids: Sequence[int]) -> SyncSummary:
+    async def by_ids(self, entity: Stream, ids: Sequence[int]) -> SyncSummary:
         async def work(
-            conn: AsyncConnection[Any], e: Entity, counts: RunCounts, run_id: int
+            conn: AsyncConnection[Any], e: Stream, counts: RunCounts, run_id: int
         ) -> None:
             await self._by_ids(conn, e, counts, run_id, ids)
 
@@ -151,9 +151,9 @@ class SyncEngine:
 
     async def _run(
         self,
-        entity: Entity,
+        entity: Stream,
         mode: str,
-        work: Callable[[AsyncConnection[Any], Entity, RunCounts, int], Any],
+        work: Callable[[AsyncConnection[Any], Stream, RunCounts, int], Any],
         queued_id: int | None = None,
     ) -> SyncSummary:
         started = time.perf_counter()
@@ -224,7 +224,7 @@ class SyncEngine:
                 await asyncio.sleep(1.0)
 
     @asynccontextmanager
-    async def _lock(self, entity: Entity) -> AsyncIterator[None]:
+    async def _lock(self, entity: Stream) -> AsyncIterator[None]:
         """One sync per entity across every process sharing the database."""
         busy = SyncAlreadyRunning(f"a {entity.name} sync is already running")
         async with session_lock(self.dsn, _lock_key(entity), busy=busy):
@@ -232,12 +232,12 @@ class SyncEngine:
 
     async def running_entities(self, conn: AsyncConnection[Any]) -> set[str]:
         """The entities whose sync lock some session holds right now."""
-        keys = {_lock_key(e): e.name for e in ENTITIES.values()}
+        keys = {_lock_key(e): e.name for e in STREAMS.values()}
         return {keys[key] for key in await held_locks(conn, keys)}
 
-    async def sync_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+    async def sync_schema(self, conn: AsyncConnection[Any], entity: Stream) -> Schema:
         """Evolve the table to the portal's fields; return the columns and the select list."""
-        envelope = await self.client.call(entity.fields_method)
+        envelope = await self.client.call(entity.metadata_method)
         fields = envelope.get("result") or {}
         async with conn.transaction():
             stored = await mirror.load_snapshot(conn, entity.name)
@@ -261,7 +261,7 @@ class SyncEngine:
         self._schemas[entity.name] = schema
         return schema
 
-    async def recent_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+    async def recent_schema(self, conn: AsyncConnection[Any], entity: Stream) -> Schema:
         """The schema read in the last SCHEMA_REUSE_SECONDS, else a fresh one.
 
         Event application runs every second or so under load; a `fields` call each time would
@@ -280,7 +280,7 @@ class SyncEngine:
     async def _load(
         self,
         conn: AsyncConnection[Any],
-        entity: Entity,
+        entity: Stream,
         columns: list[ColumnSpec],
         page: ExportPage,
         counts: RunCounts,
@@ -302,7 +302,7 @@ class SyncEngine:
             self.on_progress(Progress(entity.name, mode, counts.fetched, counts.estimated_total))
 
     async def _full(
-        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
         schema = await self.sync_schema(conn, entity)
         state = await runs.read_state(conn, entity.name)
@@ -320,7 +320,7 @@ class SyncEngine:
         async for page in prefetched(
             export_records(
                 self.client,
-                entity.list_method,
+                entity.listing,
                 select=schema.select,
                 start_after=start_after,
                 commands_per_call=self.commands_per_call,
@@ -348,12 +348,12 @@ class SyncEngine:
                 conn,
                 entity.name,
                 full_checkpoint=None,
-                cursor=Cursor(entity.cursor_field, run_started).to_json(),
+                cursor=Cursor(entity.cursor, run_started).to_json(),
                 last_full_sync_at=datetime.now(UTC),
             )
 
     async def _incremental(
-        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
         state = await runs.read_state(conn, entity.name)
         cursor = Cursor.from_json(state["cursor"])
@@ -367,7 +367,7 @@ class SyncEngine:
         async for page in prefetched(
             export_records(
                 self.client,
-                entity.list_method,
+                entity.listing,
                 select=schema.select,
                 filter=cursor.filter(),
                 commands_per_call=self.commands_per_call,
@@ -379,20 +379,20 @@ class SyncEngine:
         await runs.write_state(
             conn,
             entity.name,
-            cursor=Cursor(entity.cursor_field, run_started, cursor.overlap_seconds).to_json(),
+            cursor=Cursor(entity.cursor, run_started, cursor.overlap_seconds).to_json(),
             last_incremental_sync_at=datetime.now(UTC),
         )
 
-    async def _all_ids(self, entity: Entity) -> list[int]:
+    async def _all_ids(self, entity: Stream) -> list[int]:
         ids: list[int] = []
         async for page in export_records(
-            self.client, entity.list_method, select=["ID"], commands_per_call=self.commands_per_call
+            self.client, entity.listing, select=["ID"], commands_per_call=self.commands_per_call
         ):
             ids.extend(int(r["ID"]) for r in page.records)
         return ids
 
     async def _reconcile(
-        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
         ids = await self._all_ids(entity)
         counts.fetched = len(ids)
@@ -401,7 +401,7 @@ class SyncEngine:
     async def _by_ids(
         self,
         conn: AsyncConnection[Any],
-        entity: Entity,
+        entity: Stream,
         counts: RunCounts,
         run_id: int,
         ids: Sequence[int],

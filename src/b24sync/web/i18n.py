@@ -32,7 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
     "full_sync": {"en": "Full sync", "ru": "Полная синхронизация"},
     "incremental_sync": {"en": "Incremental", "ru": "Инкрементальная"},
     "last_error": {"en": "Last error", "ru": "Последняя ошибка"},
-    "entity": {"en": "Entity", "ru": "Сущность"},
+    "entity": {"en": "Stream", "ru": "Сущность"},
     "type": {"en": "Type", "ru": "Тип"},
     "status": {"en": "Status", "ru": "Статус"},
     "started": {"en": "Started", "ru": "Начало"},
