@@ -134,7 +134,7 @@ async def export_records(
                 "last": method.command(probe_filter, [key], "DESC"),
             }
         )
-        _raise_first(probe.errors)
+        raise_first_error(probe.errors)
         probed = pages(probe.result)
         damaged = _damaged_commands(probed, key)
         if not damaged:
@@ -171,13 +171,13 @@ async def export_records(
         records: list[Record] = []
         for wave, batch in zip(waves, batches, strict=True):
             limited = _limited_commands(batch.errors)
-            _raise_first({k: v for k, v in batch.errors.items() if k not in limited})
+            raise_first_error({k: v for k, v in batch.errors.items() if k not in limited})
             answered = pages(batch.result)
             damaged = _damaged_commands(answered, key)
             if limited or damaged:
                 refused_in_a_row += 1
                 if refused_in_a_row > client.retry.attempts:
-                    _raise_first(batch.errors)
+                    raise_first_error(batch.errors)
                     raise _malformed(method.name, damaged)
                 if limited:
                     client.pacer.blocked(0.0)
@@ -235,7 +235,7 @@ def _malformed(method: str, damaged: set[str]) -> MalformedAnswer:
     )
 
 
-def _raise_first(errors: dict[str, dict[str, Any]]) -> None:
+def raise_first_error(errors: dict[str, dict[str, Any]]) -> None:
     if errors:
         key, error = next(iter(errors.items()))
         raise BitrixError(

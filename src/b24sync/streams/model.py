@@ -25,6 +25,7 @@ class Column:
     field: str
     bitrix_type: str
     name: str = ""  # the column name; empty: the field name in lower case
+    multiple: bool = False
 
     @property
     def column(self) -> str:

@@ -126,7 +126,7 @@ _STREAMS = (
             Column("SECOND_NAME", "string"),
             Column("EMAIL", "string"),
             Column("WORK_POSITION", "string"),
-            Column("UF_DEPARTMENT", "list"),
+            Column("UF_DEPARTMENT", "integer", multiple=True),
         ),
         key=("id",),
     ),
