@@ -31,9 +31,9 @@ from tests.portal import (
 
 from b24emu import Emulator
 from b24emu.server import free_port
-from b24sync.entities import entity_named
 from b24sync.runtime import sync_engine, sync_service
 from b24sync.service import SyncService
+from b24sync.streams import stream_named
 from b24sync.sync.engine import SyncSummary
 from drills.compare import compare_mirror, verdict_line
 
@@ -262,7 +262,7 @@ def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
 
     async def go() -> SyncSummary:
         async with sync_engine(settings, database_url) as engine:
-            return await engine.reconcile(entity_named(entity))
+            return await engine.reconcile(stream_named(entity))
 
     return asyncio.run(go())
 

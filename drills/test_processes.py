@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from b24sync.entities import ENTITIES
 from b24sync.service import SyncService
+from b24sync.streams import STREAMS
 from drills.harness import (
     Drill,
     Processes,
@@ -44,7 +44,9 @@ def test_ten_concurrent_sync_starts(drill: Drill, database_url: str, processes: 
             p.edit("deal", record_id, {"TITLE": f"before the starts {record_id}"})
         # Applying these events holds the deal sync lock, and a start meanwhile is refused too.
         wait_until(
-            lambda: inbox(database_url) == (300, 0) and sync_lock_holder(database_url, "deal") is None,
+            lambda: (
+                inbox(database_url) == (300, 0) and sync_lock_holder(database_url, "deal") is None
+            ),
             "the edits' events applied",
             60,
         )
@@ -131,7 +133,7 @@ def test_worker_killed_at_ten_points_of_a_full_sync(
 
 
 async def _schedules_off(service: SyncService) -> None:
-    await service.update_schedules({name: {"enabled": False} for name in ENTITIES})
+    await service.update_schedules({name: {"enabled": False} for name in STREAMS})
 
 
 async def _full_deal_sync(service: SyncService) -> int:
@@ -224,7 +226,7 @@ def test_second_portal_on_the_same_database(
         drill.verdict(
             database_url,
             first,
-            tuple(ENTITIES),
+            tuple(STREAMS),
             sync_exit=refused.returncode,
             serve_exit=serve.popen.returncode,
             second_portal_calls=second.calls(),

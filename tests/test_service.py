@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from b24emu import Emulator, seed_portal
 from b24sync.jobs import requeue_stalled_jobs, run_worker
+from b24sync.streams import STREAMS
 from tests.portal import (
     API_KEY,
     APPLICATION_TOKEN,
@@ -218,7 +219,8 @@ async def test_config_put_changes_what_the_scheduler_queues(
             "webhook_enabled": False,
         }
         queued = await stack.service.queue_due_syncs()
-        assert sorted(queued) == ["company", "contact", "deal"]  # never synced, lead is off
+        # never synced; lead is off
+        assert sorted(queued) == sorted(set(STREAMS) - {"lead"})
         assert await stack.service.queue_due_syncs() == []  # queued already: never twice
         later = datetime.now(UTC) + timedelta(minutes=30)
         assert sorted(await stack.service.queue_due_syncs(later)) == []  # still queued
@@ -238,7 +240,7 @@ async def test_config_put_changes_what_the_scheduler_queues(
 async def test_scheduler_queues_again_after_the_interval(stack: Stack, database_url: str) -> None:
     await stack.api.put(
         "/api/v1/sync/config",
-        json={name: {"enabled": name == "company"} for name in ("deal", "contact", "lead")},
+        json={name: {"enabled": name == "company"} for name in STREAMS},
     )
     assert await stack.service.queue_due_syncs() == ["company"]
 
@@ -262,7 +264,7 @@ async def test_scheduler_checks_for_deletions_once_a_day(stack: Stack, database_
     SYNC_RECONCILE_HOURS the scheduled run is a reconcile, and the incremental follows."""
     await stack.api.put(
         "/api/v1/sync/config",
-        json={name: {"enabled": name == "lead"} for name in ("deal", "contact", "company")},
+        json={name: {"enabled": name == "lead"} for name in STREAMS},
     )
 
     async def runs_done(count: int) -> bool:
@@ -344,7 +346,8 @@ async def test_event_application_keeps_to_its_share_of_the_request_rate(
     ]
     await finished(stack, run_id)
     by_ids_runs = (
-        "SELECT count(*) FROM b24sync.sync_runs WHERE sync_type = 'by_ids' AND status = 'success'"
+        "SELECT count(*) FROM b24sync.sync_runs WHERE sync_type = 'by_ids' AND status = 'success' "
+        "AND entity = 'deal'"
     )
     pending = "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
 

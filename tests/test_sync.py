@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from b24emu import Emulator, create_app, seed_portal
+from b24emu.methods import UNLISTED
 from b24sync.bitrix.client import BitrixClient
 from b24sync.errors import PortalMismatch
 from b24sync.streams import STREAMS, stream_named
@@ -48,8 +49,10 @@ def assert_mirror_equals_portal(url: str, emu: Emulator, entity: str) -> None:
     live = rows(url, table, "_deleted_at IS NULL")
     portal = emu.portal.store(entity).records
     assert sorted(live) == sorted(portal)
+    unlisted = UNLISTED.get(entity, frozenset())  # link arrays crm.*.list does not return
     for record_id, record in portal.items():
-        assert live[record_id]["_raw"] == json.loads(json.dumps(record)), record_id
+        listed = {k: v for k, v in record.items() if k not in unlisted}
+        assert live[record_id]["_raw"] == json.loads(json.dumps(listed)), record_id
 
 
 async def test_full_sync_of_all_entities_equals_portal(
@@ -66,7 +69,7 @@ async def test_full_sync_of_all_entities_equals_portal(
     assert str(deal["opportunity"]) == portal["OPPORTUNITY"]
     assert deal["closed"] is (portal["CLOSED"] == "Y")
     assert deal["date_modify"] == datetime.fromisoformat(portal["DATE_MODIFY"])
-    assert deal["contact_ids"] == [portal["CONTACT_IDS"][0]]
+    assert deal["contact_ids"] is None  # crm.deal.list leaves it out: crm_deal_contact has them
     assert deal["uf_crm_1700000008"] is not None  # money amount
     contact = rows(database_url, "crm_contact")[3]
     assert (

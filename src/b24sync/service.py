@@ -43,6 +43,7 @@ TASK_SYNC = "sync_entity"
 TASK_APPLY_EVENTS = "apply_events"
 PORTAL_CHECK_TTL_SECONDS = 60.0
 HEALTH_TIMEOUT_SECONDS = 5.0
+LIVE_FINISHED_RUNS = 8
 
 
 @dataclass
@@ -183,7 +184,7 @@ class SyncService:
     async def live_snapshot(self) -> dict[str, Any]:
         """What the dashboard's live view shows: runs in flight and the newest finished ones."""
         async with self.db.connection() as conn:
-            recent, _ = await runs.list_runs(conn, limit=8)
+            recent, _ = await runs.list_runs(conn, limit=LIVE_FINISHED_RUNS, in_flight=True)
             running = await self.engine.running_entities(conn)
             stats = await inbox.inbox_stats(conn)
         return {

@@ -61,6 +61,21 @@ async def apply_plan(conn: AsyncConnection[Any], entity: str, plan: Plan) -> Non
         )
 
 
+async def run_ddl(conn: AsyncConnection[Any], statements: Sequence[sql.Composed]) -> None:
+    """Statements in one transaction, serialised with every other DDL of the mirror."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('b24sync.ddl'))")
+        for statement in statements:
+            await conn.execute(statement)
+
+
+async def relation_exists(conn: AsyncConnection[Any], name: str) -> bool:
+    row = await (
+        await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{DATA_SCHEMA}.{name}",))
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def typed_rows(
     records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec], synced_at: datetime
 ) -> tuple[list[tuple[Any, ...]], int]:

@@ -9,7 +9,7 @@ from psycopg import AsyncConnection, sql
 from b24sync.schema.identifiers import ident
 from b24sync.store.database import libpq_url
 from b24sync.store.mirror import DATA_SCHEMA
-from b24sync.streams import STREAMS, Stream
+from b24sync.streams import STREAMS, Kind, Stream
 
 
 async def entity_status(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
@@ -22,7 +22,14 @@ async def _one_status(conn: AsyncConnection[Any], entity: Stream) -> dict[str, A
         await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{DATA_SCHEMA}.{entity.table}",))
     ).fetchone()
     live = deleted = 0
-    if exists and exists[0]:
+    if exists and exists[0] and entity.kind is not Kind.OBJECT:  # replaced whole: no soft deletes
+        counted = await (
+            await conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(ident(DATA_SCHEMA, entity.table))
+            )
+        ).fetchone()
+        live = counted[0] if counted else 0
+    elif exists and exists[0]:
         counts = await (
             await conn.execute(
                 sql.SQL(
@@ -68,6 +75,7 @@ async def _one_status(conn: AsyncConnection[Any], entity: Stream) -> dict[str, A
         )
     return {
         "entity": entity.name,
+        "kind": str(entity.kind),
         "table": f"{DATA_SCHEMA}.{entity.table}",
         "rows": live,
         "deleted_rows": deleted,

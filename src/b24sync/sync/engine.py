@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
@@ -26,13 +26,15 @@ from b24sync.errors import (
     SyncAlreadyRunning,
 )
 from b24sync.redaction import redact
+from b24sync.schema import views
 from b24sync.schema.planner import ColumnSpec, plan_table
-from b24sync.store import mirror, runs
+from b24sync.store import declared, mirror, runs
 from b24sync.store.database import libpq_url
 from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.portal_claim import claim_portal
 from b24sync.store.runs import RunCounts
-from b24sync.streams import STREAMS, Stream
+from b24sync.streams import STREAMS, Kind, Stream, streams_of
+from b24sync.sync import links, references
 from b24sync.sync.cursor import Cursor
 
 log = logging.getLogger(__name__)
@@ -78,12 +80,23 @@ class SyncSummary:
 
 
 ProgressCallback = Callable[[Progress], None]
+Work = Callable[[AsyncConnection[Any], Stream, RunCounts, int], Awaitable[None]]
 
 
 SCHEMA_CHANGES_SHOWN = 5
 SCHEMA_REUSE_SECONDS = 300.0  # how long event application trusts the field metadata it read
 DATABASE_RETURN_SECONDS = 30
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
+
+
+def _view_ddl(stream: Stream, columns: list[ColumnSpec]) -> list[sql.Composed]:
+    """The readable view of an object stream, with the tables its labels come from."""
+    statements = [
+        statement
+        for source in streams_of(Kind.REFERENCE)
+        for statement in declared.table_statements(source)
+    ]
+    return statements + views.enum_view_statements() + views.view_statements(stream, columns)
 
 
 def _lock_key(entity: Stream) -> str:
@@ -120,30 +133,46 @@ class SyncEngine:
     # --- public runs -----------------------------------------------------------------------
 
     async def full(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
-        return await self._run(entity, "full", self._full, queued_id)
+        return await self.run_mode(entity, "full", queued_id)
 
     async def incremental(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
-        return await self._run(entity, "incremental", self._incremental, queued_id)
+        return await self.run_mode(entity, "incremental", queued_id)
 
     async def reconcile(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
-        return await self._run(entity, "reconcile", self._reconcile, queued_id)
+        return await self.run_mode(entity, "reconcile", queued_id)
 
     async def run_mode(
         self, entity: Stream, mode: str, queued_id: int | None = None
     ) -> SyncSummary:
-        """``full``, ``incremental`` or ``reconcile`` by name (for jobs and the API)."""
-        runs_by_mode = {
-            "full": self.full,
-            "incremental": self.incremental,
-            "reconcile": self.reconcile,
+        """``full``, ``incremental`` or ``reconcile`` of any stream, by name (jobs, API, CLI).
+
+        A reference list is always read whole; a child stream's reconcile is its full refresh.
+        """
+        work: dict[Kind, dict[str, Work]] = {
+            Kind.OBJECT: {
+                "full": self._full,
+                "incremental": self._incremental,
+                "reconcile": self._reconcile,
+            },
+            Kind.REFERENCE: dict.fromkeys(("full", "incremental", "reconcile"), self._snapshot),
+            Kind.CHILD: {
+                "full": self._children_full,
+                "incremental": self._children_incremental,
+                "reconcile": self._children_full,
+            },
         }
-        return await runs_by_mode[mode](entity, queued_id)
+        return await self._run(entity, mode, work[entity.kind][mode], queued_id)
 
     async def by_ids(self, entity: Stream, ids: Sequence[int]) -> SyncSummary:
+        """The named records of an object stream, or the rows of these parents of a child one."""
+
         async def work(
             conn: AsyncConnection[Any], e: Stream, counts: RunCounts, run_id: int
         ) -> None:
-            await self._by_ids(conn, e, counts, run_id, ids)
+            if e.kind is Kind.CHILD:
+                await links.refresh_parents(self.client, conn, e, ids, counts)
+            else:
+                await self._by_ids(conn, e, counts, run_id, ids)
 
         return await self._run(entity, "by_ids", work)
 
@@ -153,7 +182,7 @@ class SyncEngine:
         self,
         entity: Stream,
         mode: str,
-        work: Callable[[AsyncConnection[Any], Stream, RunCounts, int], Any],
+        work: Work,
         queued_id: int | None = None,
     ) -> SyncSummary:
         started = time.perf_counter()
@@ -239,10 +268,14 @@ class SyncEngine:
         """Evolve the table to the portal's fields; return the columns and the select list."""
         envelope = await self.client.call(entity.metadata_method)
         fields = envelope.get("result") or {}
-        async with conn.transaction():
+        async with conn.transaction():  # readers never see the view missing
             stored = await mirror.load_snapshot(conn, entity.name)
             plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.name)
+            if plan.changes:  # a column under a view cannot change its type
+                await conn.execute(views.drop_statement(entity))
             await mirror.apply_plan(conn, entity.name, plan)
+            if plan.changes or not await mirror.relation_exists(conn, views.view_name(entity)):
+                await mirror.run_ddl(conn, _view_ddl(entity, plan.active))
         if plan.changes:  # a new table brings dozens of columns: one line, the details at debug
             shown = ", ".join(plan.changes[:SCHEMA_CHANGES_SHOWN])
             more = len(plan.changes) - SCHEMA_CHANGES_SHOWN
@@ -376,6 +409,51 @@ class SyncEngine:
             await self._load(
                 conn, entity, schema.columns, page, counts, "incremental", run_id, None
             )
+        await runs.write_state(
+            conn,
+            entity.name,
+            cursor=Cursor(entity.cursor, run_started, cursor.overlap_seconds).to_json(),
+            last_incremental_sync_at=datetime.now(UTC),
+        )
+
+    async def _snapshot(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        await runs.relabel_run(conn, run_id, "full")  # a reference list is always read whole
+        await references.refresh(self.client, conn, entity, counts)
+        await runs.write_state(conn, entity.name, last_full_sync_at=datetime.now(UTC))
+
+    async def _children_full(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        await runs.relabel_run(conn, run_id, "full")
+        run_started = self._portal_now()
+        await links.refresh(
+            self.client, conn, entity, counts, commands_per_call=self.commands_per_call
+        )
+        await runs.write_state(
+            conn,
+            entity.name,
+            cursor=Cursor(entity.cursor, run_started).to_json(),
+            last_full_sync_at=datetime.now(UTC),
+        )
+
+    async def _children_incremental(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        cursor = Cursor.from_json((await runs.read_state(conn, entity.name))["cursor"])
+        if cursor is None:
+            await self._children_full(conn, entity, counts, run_id)
+            return
+        run_started = self._portal_now()
+        await links.refresh(
+            self.client,
+            conn,
+            entity,
+            counts,
+            filter=cursor.filter(),
+            commands_per_call=self.commands_per_call,
+        )
         await runs.write_state(
             conn,
             entity.name,
