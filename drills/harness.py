@@ -101,6 +101,18 @@ class Portal:
         )
         response.raise_for_status()
 
+    def seed(self, **counts: int) -> None:
+        """More demo records (POST /_emulator/seed), another seed than the first ones'."""
+        response = self.http.post(f"{self.base}/_emulator/seed", json=counts | {"seed": 2})
+        response.raise_for_status()
+
+    def add_user_field(self, entity: str, name: str, label: str) -> None:
+        response = self.http.post(
+            f"{self.base}/_emulator/userfields/{entity}",
+            json={"name": name, "type": "string", "label": label},
+        )
+        response.raise_for_status()
+
     def calls(self) -> int:
         return self.emu.stats.http_calls
 
@@ -119,15 +131,20 @@ class Proc:
     args: tuple[str, ...]
     env: dict[str, str]
     popen: subprocess.Popen[bytes]
-    log: Path
+    logs: Path  # <logs>.out and <logs>.err
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
+    def stdout(self) -> str:
+        return self.logs.with_suffix(".out").read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.logs.with_suffix(".err").read_text(errors="replace")
+
     def output(self) -> str:
-        """stdout and stderr so far (one file: the order of lines is kept)."""
-        return self.log.read_text(errors="replace")
+        return self.stdout() + self.stderr()
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -156,15 +173,12 @@ class Processes:
     started: list[Proc] = field(default_factory=list)
 
     def start(self, *args: str, env: dict[str, str]) -> Proc:
-        log = self.workdir / f"{len(self.started):02d}-{args[0]}.log"
-        with log.open("wb") as sink:
+        logs = self.workdir / f"{len(self.started):02d}-{args[0]}"
+        with logs.with_suffix(".out").open("wb") as out, logs.with_suffix(".err").open("wb") as err:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "b24sync.cli", *args],
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "b24sync.cli", *args], env=env, stdout=out, stderr=err
             )
-        proc = Proc(args, env, popen, log)
+        proc = Proc(args, env, popen, logs)
         self.started.append(proc)
         return proc
 
