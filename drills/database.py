@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from pgserver._commands import POSTGRES_BIN_PATH  # where pgserver itself finds pg_ctl
 from psycopg import sql
 
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
-
-PG_BIN = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin"
 
 
 def data_directory(server_url: str) -> Path:
@@ -109,7 +108,7 @@ class RestartableServer:
         opts = shlex.split((pgdata / "postmaster.opts").read_text())[1:]
         at = opts.index("-D")
         del opts[at : at + 2]
-        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(pgdata), "-w"]
+        pg_ctl = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w"]
         subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=True, user=user, capture_output=True)
         time.sleep(down_seconds)
         subprocess.run(

@@ -26,7 +26,6 @@ from tests.portal import (
     running_portal,
     service_env,
     service_settings,
-    wait_healthy,
 )
 
 from b24emu import Emulator
@@ -229,7 +228,15 @@ class Processes:
         port = port or free_port()
         proc = self.start("serve", "--port", str(port), env=env)
         base = f"http://127.0.0.1:{port}"
-        wait_healthy(base, proc.popen, timeout=60)  # type: ignore[arg-type]
+
+        def healthy() -> bool:
+            assert proc.running(), proc.output()[-3000:]
+            try:
+                return httpx.get(f"{base}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "serve answers /health with 200", 60)
         return proc, base
 
 
@@ -315,7 +322,7 @@ def api(base: str) -> httpx.Client:
 
 def query(database_url: str, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        cur = conn.execute(text, params)  # type: ignore[arg-type]  # drills' SQL is literal
+        cur = conn.execute(text, params)
         return cur.fetchall() if cur.description else []
 
 

@@ -94,7 +94,7 @@ def test_worker_killed_at_ten_points_of_a_full_sync(
             for name in ("drill-worker-a", "drill-worker-b")
         }
         requested = [with_service(database_url, p, _full_deal_sync)]
-        kinds = []
+        kinds: list[str] = []
         for kill in range(KILLS):
             if not _deal_sync_pending(database_url):
                 requested.append(with_service(database_url, p, _full_deal_sync))
