@@ -41,8 +41,9 @@ unit: $(STAMP)
 ## real processes, PostgreSQL and b24emu; each ends comparing the mirror with the portal
 drills: $(STAMP)
 	$(BIN)/ruff check drills
+	$(BIN)/ruff format --check drills
 	$(BIN)/mypy --strict drills
-	$(BIN)/python -m pytest drills -v -s -p no:cacheprovider
+	$(BIN)/python -m pytest drills -v -s
 
 emulator: $(VENV)/.installed
 	$(BIN)/b24sync emulator --port 8800 --deals 5000 --contacts 3000 --companies 1000 --leads 2000
