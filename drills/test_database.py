@@ -108,5 +108,6 @@ def test_database_restarts_mid_sync(drill: Drill, processes: Processes, tmp_path
             p,
             cli_exit=run.popen.returncode,
             cli_said=repr(last_line[:100]),
+            cli_stderr_lines=len(stderr.splitlines()),
             run_log=f"{logged['status']}: {(logged['error'] or '')[:80]!r}",
         )
