@@ -233,3 +233,54 @@ def test_second_portal_on_the_same_database(
             serve_exit=serve.popen.returncode,
             second_portal_calls=second.calls(),
         )
+
+
+def test_sync_start_during_an_event_stream(
+    drill: Drill, database_url: str, processes: Processes
+) -> None:
+    """(Beyond the brief.) While the portal's events keep coming, a full sync asked for through
+    the API is accepted and runs: applying events must not lock syncs out for good."""
+    with portal({"deal": 2000}) as p:
+        _, base = synced_service(processes, database_url, p)
+        p.faults(latency_ms=200)
+        stop = threading.Event()
+
+        def edit_continuously() -> None:
+            edits = 0
+            while not stop.is_set():
+                edits += 1
+                p.edit("deal", 1 + edits % 2000, {"TITLE": f"streamed edit {edits}"})
+                time.sleep(0.02)
+
+        streamer = threading.Thread(target=edit_continuously)
+        streamer.start()
+        try:
+            time.sleep(3)
+            with api(base) as client:
+                answers = []
+                for _ in range(5):
+                    answers.append(
+                        client.post("/api/v1/sync/start/deal", json={"sync_type": "full"})
+                    )
+                    if answers[-1].status_code == 202:
+                        break
+                    time.sleep(1)
+            codes = [a.status_code for a in answers]
+            assert codes[-1] == 202, f"every start refused while events were applied: {codes}"
+            run_id = answers[-1].json()["run_id"]
+            wait_until(
+                lambda: (
+                    next(r for r in run_log(database_url, "deal") if r["id"] == run_id)["status"]
+                    not in ("queued", "running")
+                ),
+                "the requested run ends",
+                60,
+            )
+        finally:
+            stop.set()
+            streamer.join()
+        p.faults(latency_ms=0)
+        final = next(r for r in run_log(database_url, "deal") if r["id"] == run_id)
+        assert final["status"] == "success", final
+        wait_until(lambda: inbox(database_url)[1] == 0, "the streamed events applied", 60, 0.5)
+        drill.verdict(database_url, p, start_answers=" ".join(map(str, codes)), run=final["status"])
