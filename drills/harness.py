@@ -31,7 +31,7 @@ from tests.portal import (
 from b24emu import Emulator
 from b24emu.server import free_port
 from b24sync.entities import entity_named
-from b24sync.runtime import sync_engine, sync_service
+from b24sync.runtime import sync_service
 from b24sync.service import SyncService
 from b24sync.sync.engine import SyncSummary
 from drills.compare import compare_mirror, verdict_line
@@ -125,16 +125,16 @@ def portal(counts: dict[str, int], latency_ms: float = 0.0) -> Iterator[Portal]:
 # --- b24sync processes ----------------------------------------------------------------------
 
 
+def _command(args: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "b24sync.cli", *args]
+
+
 @dataclass
 class Proc:
     args: tuple[str, ...]
     env: dict[str, str]
     popen: subprocess.Popen[bytes]
     logs: Path  # <logs>.out and <logs>.err
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
 
     def stdout(self) -> str:
         return self.logs.with_suffix(".out").read_text(errors="replace")
@@ -174,9 +174,7 @@ class Processes:
     def start(self, *args: str, env: dict[str, str]) -> Proc:
         logs = self.workdir / f"{len(self.started):02d}-{args[0]}"
         with logs.with_suffix(".out").open("wb") as out, logs.with_suffix(".err").open("wb") as err:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "b24sync.cli", *args], env=env, stdout=out, stderr=err
-            )
+            popen = subprocess.Popen(_command(args), env=env, stdout=out, stderr=err)
         proc = Proc(args, env, popen, logs)
         self.started.append(proc)
         return proc
@@ -185,11 +183,7 @@ class Processes:
         """Run a command to its end (bounded), with stdout and stderr apart."""
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "b24sync.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+            _command(args), env=env, capture_output=True, text=True, timeout=timeout
         )
         return Finished(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
@@ -276,18 +270,6 @@ def application_env(database_url: str, portal_: Portal) -> dict[str, str]:
     }
 
 
-def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
-    """A reconcile run (IDs only, finds deletions); the CLI has no command for it, the service's
-    scheduler runs it, so the drill runs the same engine in-process against the same portal."""
-    settings = service_settings(database_url, bitrix_webhook_url=portal_.webhook)
-
-    async def go() -> SyncSummary:
-        async with sync_engine(settings, database_url) as engine:
-            return await engine.reconcile(entity_named(entity))
-
-    return asyncio.run(go())
-
-
 def with_service(
     database_url: str, portal_: Portal, use: Callable[[SyncService], Awaitable[T]]
 ) -> T:
@@ -299,6 +281,13 @@ def with_service(
             return await use(service)
 
     return asyncio.run(go())
+
+
+def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
+    """A reconcile run (IDs only, finds deletions): the scheduler's, since the CLI has none."""
+    return with_service(
+        database_url, portal_, lambda service: service.engine.reconcile(entity_named(entity))
+    )
 
 
 def sync_lock_holder(database_url: str, entity: str) -> str | None:
