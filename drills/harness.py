@@ -344,15 +344,34 @@ def run_log(database_url: str, entity: str | None = None) -> list[dict[str, Any]
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, timeout: float = 60, every: float = 0.1
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 60,
+    every: float = 0.1,
+    explain: Callable[[], object] | None = None,
 ) -> float:
-    """Poll until ``condition`` holds; returns the seconds it took, fails after ``timeout``."""
+    """Poll until ``condition`` holds; returns the seconds it took, fails after ``timeout``
+    (with what ``explain`` says about the state then)."""
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"not reached in {timeout:.0f} s: {what}")
+            state = f"; {explain()}" if explain is not None else ""
+            raise AssertionError(f"not reached in {timeout:.0f} s: {what}{state}")
         time.sleep(every)
     return time.monotonic() - started
+
+
+def event_jobs(database_url: str) -> str:
+    """The inbox and the apply_events jobs, for a failure message."""
+    jobs = query(
+        database_url,
+        "SELECT id, status, attempts FROM procrastinate_jobs "
+        "WHERE task_name = 'apply_events' ORDER BY id",
+    )
+    received, pending = inbox(database_url)
+    return (
+        f"{pending} of {received} events pending; apply_events jobs (id, status, attempts): {jobs}"
+    )
 
 
 def finished_runs(database_url: str, entity: str, at_least: int) -> Callable[[], bool]:

@@ -15,6 +15,7 @@ from drills.harness import (
     RECEIVER_PATH,
     Drill,
     Processes,
+    event_jobs,
     inbox,
     portal,
     query,
@@ -44,7 +45,11 @@ def test_event_storm(drill: Drill, database_url: str, processes: Processes) -> N
         for record_id in range(1, STORM + 1):
             p.edit("deal", record_id, {"TITLE": f"storm {record_id}"})
         caught_up = wait_until(
-            lambda: titles_match(database_url, "storm ", STORM), "every edit applied", 120, 0.5
+            lambda: titles_match(database_url, "storm ", STORM),
+            "every edit applied",
+            120,
+            0.5,
+            explain=lambda: event_jobs(database_url),
         )
         delivered = Counter(d["status"] for d in p.emu.events.delivered)
         assert delivered == {200: STORM} and p.emu.events.failed_deliveries == 0, delivered
@@ -92,6 +97,7 @@ def test_serve_killed_while_applying_events(
             "every event received before the kill applied within 60 s of the restart",
             60 - (time.monotonic() - restarted),
             0.5,
+            explain=lambda: event_jobs(database_url),
         )
         applied_in = time.monotonic() - restarted
         assert titles_match(database_url, "before the crash ", 500)

@@ -17,6 +17,7 @@ from drills.harness import (
     Processes,
     api,
     drill_env,
+    event_jobs,
     finished_runs,
     inbox,
     portal,
@@ -282,5 +283,11 @@ def test_sync_start_during_an_event_stream(
         p.faults(latency_ms=0)
         final = next(r for r in run_log(database_url, "deal") if r["id"] == run_id)
         assert final["status"] == "success", final
-        wait_until(lambda: inbox(database_url)[1] == 0, "the streamed events applied", 60, 0.5)
+        wait_until(
+            lambda: inbox(database_url)[1] == 0,
+            "the streamed events applied",
+            60,
+            0.5,
+            explain=lambda: event_jobs(database_url),
+        )
         drill.verdict(database_url, p, start_answers=" ".join(map(str, codes)), run=final["status"])
