@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit install clean emulator bench
+.PHONY: run test lint typecheck unit install clean emulator bench drills
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## drills: fault drills (kill -9, a full disk, a restarted database, portal faults, event storms);
+## real processes, PostgreSQL and b24emu; each ends comparing the mirror with the portal
+drills: $(STAMP)
+	$(BIN)/ruff check drills
+	$(BIN)/ruff format --check drills
+	$(BIN)/mypy --strict drills
+	$(BIN)/python -m pytest drills -v -s
 
 emulator: $(VENV)/.installed
 	$(BIN)/b24sync emulator --port 8800 --deals 5000 --contacts 3000 --companies 1000 --leads 2000

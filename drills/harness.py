@@ -26,12 +26,11 @@ from tests.portal import (
     running_portal,
     service_env,
     service_settings,
-    wait_healthy,
 )
 
 from b24emu import Emulator
 from b24emu.server import free_port
-from b24sync.runtime import sync_engine, sync_service
+from b24sync.runtime import sync_service
 from b24sync.service import SyncService
 from b24sync.streams import stream_named
 from b24sync.sync.engine import SyncSummary
@@ -101,6 +100,18 @@ class Portal:
         )
         response.raise_for_status()
 
+    def seed(self, **counts: int) -> None:
+        """More demo records (POST /_emulator/seed), another seed than the first ones'."""
+        response = self.http.post(f"{self.base}/_emulator/seed", json=counts | {"seed": 2})
+        response.raise_for_status()
+
+    def add_user_field(self, entity: str, name: str, label: str) -> None:
+        response = self.http.post(
+            f"{self.base}/_emulator/userfields/{entity}",
+            json={"name": name, "type": "string", "label": label},
+        )
+        response.raise_for_status()
+
     def calls(self) -> int:
         return self.emu.stats.http_calls
 
@@ -114,20 +125,25 @@ def portal(counts: dict[str, int], latency_ms: float = 0.0) -> Iterator[Portal]:
 # --- b24sync processes ----------------------------------------------------------------------
 
 
+def _command(args: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "b24sync.cli", *args]
+
+
 @dataclass
 class Proc:
     args: tuple[str, ...]
     env: dict[str, str]
     popen: subprocess.Popen[bytes]
-    log: Path
+    logs: Path  # <logs>.out and <logs>.err
 
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
+    def stdout(self) -> str:
+        return self.logs.with_suffix(".out").read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.logs.with_suffix(".err").read_text(errors="replace")
 
     def output(self) -> str:
-        """stdout and stderr so far (one file: the order of lines is kept)."""
-        return self.log.read_text(errors="replace")
+        return self.stdout() + self.stderr()
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -156,15 +172,10 @@ class Processes:
     started: list[Proc] = field(default_factory=list)
 
     def start(self, *args: str, env: dict[str, str]) -> Proc:
-        log = self.workdir / f"{len(self.started):02d}-{args[0]}.log"
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "b24sync.cli", *args],
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        proc = Proc(args, env, popen, log)
+        logs = self.workdir / f"{len(self.started):02d}-{args[0]}"
+        with logs.with_suffix(".out").open("wb") as out, logs.with_suffix(".err").open("wb") as err:
+            popen = subprocess.Popen(_command(args), env=env, stdout=out, stderr=err)
+        proc = Proc(args, env, popen, logs)
         self.started.append(proc)
         return proc
 
@@ -172,11 +183,7 @@ class Processes:
         """Run a command to its end (bounded), with stdout and stderr apart."""
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "b24sync.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+            _command(args), env=env, capture_output=True, text=True, timeout=timeout
         )
         return Finished(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
@@ -215,7 +222,15 @@ class Processes:
         port = port or free_port()
         proc = self.start("serve", "--port", str(port), env=env)
         base = f"http://127.0.0.1:{port}"
-        wait_healthy(base, proc.popen, timeout=60)  # type: ignore[arg-type]
+
+        def healthy() -> bool:
+            assert proc.running(), proc.output()[-3000:]
+            try:
+                return httpx.get(f"{base}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "serve answers /health with 200", 60)
         return proc, base
 
 
@@ -255,18 +270,6 @@ def application_env(database_url: str, portal_: Portal) -> dict[str, str]:
     }
 
 
-def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
-    """A reconcile run (IDs only, finds deletions); the CLI has no command for it, the service's
-    scheduler runs it, so the drill runs the same engine in-process against the same portal."""
-    settings = service_settings(database_url, bitrix_webhook_url=portal_.webhook)
-
-    async def go() -> SyncSummary:
-        async with sync_engine(settings, database_url) as engine:
-            return await engine.reconcile(stream_named(entity))
-
-    return asyncio.run(go())
-
-
 def with_service(
     database_url: str, portal_: Portal, use: Callable[[SyncService], Awaitable[T]]
 ) -> T:
@@ -278,6 +281,13 @@ def with_service(
             return await use(service)
 
     return asyncio.run(go())
+
+
+def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
+    """A reconcile run (IDs only, finds deletions): the scheduler's, since the CLI has none."""
+    return with_service(
+        database_url, portal_, lambda service: service.engine.reconcile(stream_named(entity))
+    )
 
 
 def sync_lock_holder(database_url: str, entity: str) -> str | None:
@@ -301,7 +311,7 @@ def api(base: str) -> httpx.Client:
 
 def query(database_url: str, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        cur = conn.execute(text, params)  # type: ignore[arg-type]  # drills' SQL is literal
+        cur = conn.execute(text, params)
         return cur.fetchall() if cur.description else []
 
 
@@ -334,15 +344,34 @@ def run_log(database_url: str, entity: str | None = None) -> list[dict[str, Any]
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, timeout: float = 60, every: float = 0.1
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 60,
+    every: float = 0.1,
+    explain: Callable[[], object] | None = None,
 ) -> float:
-    """Poll until ``condition`` holds; returns the seconds it took, fails after ``timeout``."""
+    """Poll until ``condition`` holds; returns the seconds it took, fails after ``timeout``
+    (with what ``explain`` says about the state then)."""
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"not reached in {timeout:.0f} s: {what}")
+            state = f"; {explain()}" if explain is not None else ""
+            raise AssertionError(f"not reached in {timeout:.0f} s: {what}{state}")
         time.sleep(every)
     return time.monotonic() - started
+
+
+def event_jobs(database_url: str) -> str:
+    """The inbox and the apply_events jobs, for a failure message."""
+    jobs = query(
+        database_url,
+        "SELECT id, status, attempts FROM procrastinate_jobs "
+        "WHERE task_name = 'apply_events' ORDER BY id",
+    )
+    received, pending = inbox(database_url)
+    return (
+        f"{pending} of {received} events pending; apply_events jobs (id, status, attempts): {jobs}"
+    )
 
 
 def finished_runs(database_url: str, entity: str, at_least: int) -> Callable[[], bool]:

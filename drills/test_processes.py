@@ -7,9 +7,11 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 import httpx
 
+from b24sync.errors import SyncAlreadyRunning
 from b24sync.service import SyncService
 from b24sync.streams import STREAMS
 from drills.harness import (
@@ -17,9 +19,11 @@ from drills.harness import (
     Processes,
     api,
     drill_env,
+    event_jobs,
     finished_runs,
     inbox,
     portal,
+    reconcile,
     run_log,
     scalar,
     sync_lock_holder,
@@ -93,17 +97,18 @@ def test_worker_killed_at_ten_points_of_a_full_sync(
             name: processes.start("worker", env=env | {"PGAPPNAME": name})
             for name in ("drill-worker-a", "drill-worker-b")
         }
-        requested = [with_service(database_url, p, _full_deal_sync)]
-        kinds = []
-        for kill in range(KILLS):
+        requested: list[int] = []
+        kinds: list[str] = []
+
+        def sync_under_way() -> bool:
+            """A worker holds the deal sync; another full sync is asked for once one ends."""
             if not _deal_sync_pending(database_url):
-                requested.append(with_service(database_url, p, _full_deal_sync))
-            wait_until(
-                lambda: sync_lock_holder(database_url, "deal") is not None,
-                "a worker running the deal sync",
-                90,
-                0.05,
-            )
+                with suppress(SyncAlreadyRunning):
+                    requested.append(with_service(database_url, p, _full_deal_sync))
+            return sync_lock_holder(database_url, "deal") is not None
+
+        for kill in range(KILLS):
+            wait_until(sync_under_way, "a worker running the deal sync", 90, 0.05)
             time.sleep(rng.uniform(0.2, 2.0))
             holder = sync_lock_holder(database_url, "deal")
             if kill in holder_kills and holder is not None:
@@ -154,7 +159,10 @@ def test_sync_killed_at_ninety_percent_then_resumed(
     drill: Drill, database_url: str, processes: Processes
 ) -> None:
     """`sync deal --full` gets kill -9 at ~90 % of 50,000 deals; deals are deleted on the
-    portal; the rerun resumes for no more API calls than a fresh full run, and marks them."""
+    portal; the rerun resumes for fewer API calls than a fresh full run and marks the deletions
+    in the part it reads. Deletions in the part read before the kill are what any full run
+    misses when a record goes after its range was read: the reconcile (daily, or an event)
+    marks them, and it is run here."""
     total = 50000
     with portal({"deal": total}) as p:
         env = drill_env(database_url, p)
@@ -162,18 +170,20 @@ def test_sync_killed_at_ninety_percent_then_resumed(
         assert fresh["status"] == "success", fresh
         p.faults(latency_ms=300)
         run = processes.start("sync", "deal", "--full", "--json", env=env)
+
+        def fetched() -> int:  # by the killed run, not by the fresh one before it
+            log = run_log(database_url, "deal")
+            return int(log[-1]["fetched"] or 0) if len(log) > 1 else 0
+
         wait_until(
-            lambda: (
-                (run_log(database_url, "deal")[-1]["fetched"] or 0) >= 0.9 * total
-                or not run.running()
-            ),
+            lambda: fetched() >= 0.9 * total or not run.running(),
             "90 % fetched",
             180,
             0.02,
         )
         assert run.running(), "the run ended before the kill: " + run.output()[-2000:]
         processes.kill9(run)
-        killed_at = run_log(database_url, "deal")[-1]["fetched"]
+        killed_at = fetched()
         p.faults(latency_ms=0)
         checkpoint = scalar(
             database_url,
@@ -185,7 +195,10 @@ def test_sync_killed_at_ninety_percent_then_resumed(
         p.delete("deal", below + above)
         resumed = processes.sync("deal", "full", env=env, timeout=180).summary()
         assert resumed["status"] == "success", resumed
-        assert resumed["api_calls"] <= fresh["api_calls"], (resumed, fresh)
+        assert resumed["api_calls"] < fresh["api_calls"], (resumed, fresh)
+        assert resumed["deleted"] >= len(above), resumed
+        checked = reconcile(database_url, p, "deal")
+        assert checked.status == "success" and checked.deleted == len(below), checked
         drill.verdict(
             database_url,
             p,
@@ -194,6 +207,8 @@ def test_sync_killed_at_ninety_percent_then_resumed(
             fresh_full_calls=fresh["api_calls"],
             resumed_calls=resumed["api_calls"],
             resumed_deleted=resumed["deleted"],
+            reconcile_deleted=checked.deleted,
+            reconcile_calls=checked.api_calls,
         )
 
 
@@ -231,3 +246,60 @@ def test_second_portal_on_the_same_database(
             serve_exit=serve.popen.returncode,
             second_portal_calls=second.calls(),
         )
+
+
+def test_sync_start_during_an_event_stream(
+    drill: Drill, database_url: str, processes: Processes
+) -> None:
+    """(Beyond the brief.) While the portal's events keep coming, a full sync asked for through
+    the API is accepted and runs: applying events must not lock syncs out for good."""
+    with portal({"deal": 2000}) as p:
+        _, base = synced_service(processes, database_url, p)
+        p.faults(latency_ms=200)
+        stop = threading.Event()
+
+        def edit_continuously() -> None:
+            edits = 0
+            while not stop.is_set():
+                edits += 1
+                p.edit("deal", 1 + edits % 2000, {"TITLE": f"streamed edit {edits}"})
+                time.sleep(0.02)
+
+        streamer = threading.Thread(target=edit_continuously)
+        streamer.start()
+        try:
+            time.sleep(3)
+            with api(base) as client:
+                answers = []
+                for _ in range(5):
+                    answers.append(
+                        client.post("/api/v1/sync/start/deal", json={"sync_type": "full"})
+                    )
+                    if answers[-1].status_code == 202:
+                        break
+                    time.sleep(1)
+            codes = [a.status_code for a in answers]
+            assert codes[-1] == 202, f"every start refused while events were applied: {codes}"
+            run_id = answers[-1].json()["run_id"]
+            wait_until(
+                lambda: (
+                    next(r for r in run_log(database_url, "deal") if r["id"] == run_id)["status"]
+                    not in ("queued", "running")
+                ),
+                "the requested run ends",
+                60,
+            )
+        finally:
+            stop.set()
+            streamer.join()
+        p.faults(latency_ms=0)
+        final = next(r for r in run_log(database_url, "deal") if r["id"] == run_id)
+        assert final["status"] == "success", final
+        wait_until(
+            lambda: inbox(database_url)[1] == 0,
+            "the streamed events applied",
+            60,
+            0.5,
+            explain=lambda: event_jobs(database_url),
+        )
+        drill.verdict(database_url, p, start_answers=" ".join(map(str, codes)), run=final["status"])

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -143,28 +144,41 @@ def service_env(database_url: str, webhook: str) -> dict[str, str]:
 
 @contextmanager
 def process(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """A `b24sync` process, stopped with SIGTERM at the end; it must exit 0 and say so."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "b24sync.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        proc.stderr_text = err  # type: ignore[attr-defined]
-    assert proc.returncode == 0, err
-    assert "stopped" in err and "Traceback" not in err
+    """A `b24sync` process, stopped with SIGTERM at the end; it must exit 0 and say so.
+
+    Its output goes to temporary files, not pipes: a pipe nobody reads fills up after a few
+    tracebacks and freezes the process mid-test. ``proc.stderr_text`` has its stderr at the end.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "b24sync.cli", *args],
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
+        proc.stderr_file = err  # type: ignore[attr-defined]
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            err.seek(0)
+            proc.stderr_text = err.read()  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.stderr_text  # type: ignore[attr-defined]
+    assert "stopped" in proc.stderr_text and "Traceback" not in proc.stderr_text  # type: ignore[attr-defined]
+
+
+def _stderr_so_far(proc: subprocess.Popen[str]) -> str:
+    err = proc.stderr_file  # type: ignore[attr-defined]
+    err.seek(0)
+    return str(err.read())
 
 
 def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1]
+        assert proc.poll() is None, _stderr_so_far(proc)
         try:
             if httpx.get(f"{base}/health").status_code == 200:
                 return

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from b24emu import Emulator, seed_portal
 from b24sync.jobs import requeue_stalled_jobs, run_worker
-from b24sync.streams import STREAMS
+from b24sync.streams import STREAMS, stream_named
 from tests.portal import (
     API_KEY,
     APPLICATION_TOKEN,
@@ -158,6 +158,30 @@ async def test_a_second_start_while_one_is_queued_is_409(database_url: str, emu:
         assert first.status_code == 202
         assert second.status_code == 409 and "already queued" in second.json()["detail"]
         assert (await stack.api.post("/api/v1/sync/start/deal", json={})).status_code == 202
+
+
+async def test_a_start_while_an_event_batch_holds_the_lock_is_accepted_and_waits(
+    stack: Stack, database_url: str
+) -> None:
+    """Under a steady stream of events a batch holds the entity's lock most of the time; a sync
+    asked for meanwhile is queued and runs when the batch lets go, it is not refused."""
+    engine = stack.service.engine
+    deal = stream_named("deal")
+    async with engine._lock(deal):  # what an event batch does for a moment
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO b24sync.sync_runs (entity, sync_type, status) "
+                "VALUES ('deal', 'by_ids', 'running')"
+            )
+        started = await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})
+        assert started.status_code == 202, started.text
+        await asyncio.sleep(1.0)  # the job has started and waits for the lock
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE b24sync.sync_runs SET status = 'success' WHERE sync_type = 'by_ids'"
+            )
+    run = await finished(stack, started.json()["run_id"])
+    assert run["status"] == "success" and run["fetched"] == 120
 
 
 @pytest.mark.parametrize(
@@ -500,6 +524,38 @@ async def test_events_stored_by_a_process_that_died_before_queueing_are_applied(
 
     await stack.wait_for(applied)
     assert await stack.service.events.queue_leftovers() == 0
+
+
+async def test_events_that_meet_a_running_sync_are_applied_after_it(
+    stack: Stack, database_url: str
+) -> None:
+    """The apply job queues itself again instead of procrastinate's retry, which fails on the
+    queueing lock when a newer copy waits and then leaves the job 'doing' for good."""
+    deal = stream_named("deal")
+    pending = "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+    async with stack.service.engine._lock(deal):  # a long full sync holds the entity
+        await stack.api.post("/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN))
+
+        async def waited_once() -> bool:
+            return bool(
+                scalar(
+                    database_url,
+                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'apply_events' "
+                    "AND status = 'todo' AND scheduled_at > now()",
+                )
+            )
+
+        await stack.wait_for(waited_once)
+        later = event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "6"})
+        await stack.api.post("/api/v1/webhooks/bitrix", data=later)
+        assert scalar(database_url, pending) == 2
+    await stack.wait_for(lambda: _zero(database_url, pending), timeout=30)
+    doing = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"
+    await stack.wait_for(lambda: _zero(database_url, doing))
+
+
+async def _zero(database_url: str, query: str) -> bool:
+    return scalar(database_url, query) == 0
 
 
 async def test_events_for_an_entity_with_events_off_are_ignored(

@@ -337,9 +337,12 @@ async def test_second_sync_of_same_entity_is_refused(engine: SyncEngine, emu: Em
     from b24sync.errors import SyncAlreadyRunning
 
     seed_portal(emu.portal, {"deal": 2})
+    engine.lock_wait_seconds = 1  # a sync waits for the lock that long, then gives up
     async with engine._lock(stream_named("deal")):
         with pytest.raises(SyncAlreadyRunning):
             await engine.full(stream_named("deal"))
+        with pytest.raises(SyncAlreadyRunning):  # an event batch never waits
+            await engine.by_ids(stream_named("deal"), [1])
 
 
 async def test_failed_sync_keeps_last_good_data(

@@ -73,7 +73,7 @@ _STAGE_COLORS = {None: "#39A8EF", "S": "#7BD500", "F": "#FF5752"}
 
 
 def statuses() -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entity_id, values in _STATUS_LISTS.items():
         category = entity_id.rsplit("_", 1)[1] if entity_id.startswith("DEAL_STAGE_") else None
         for n, (status_id, name, semantics) in enumerate(values):

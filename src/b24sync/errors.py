@@ -27,6 +27,10 @@ class StoreError(B24SyncError):
     """PostgreSQL could not be reached or prepared."""
 
 
+class TokenRefreshBusy(StoreError):
+    """Another process held the token-renewal lock for too long."""
+
+
 class DatabaseUnavailable(StoreError):
     """PostgreSQL went away during a run and did not come back in time to record its end."""
 

@@ -9,20 +9,23 @@ any number of workers tick once.
 
 A job whose worker died (kill -9, OOM, power) stays ``doing`` and keeps its lock, so procrastinate
 would never start another job with that lock: events would stop being applied for good. Every
-15 s, :func:`requeue_stalled_jobs` finds such jobs by their worker's missing heartbeat and puts
+5 s, :func:`requeue_stalled_jobs` finds such jobs by their worker's missing heartbeat and puts
 them back in the queue, and events whose process died before queueing their apply job get one.
+A failed job is never retried by procrastinate (see :func:`_again`).
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 
 import procrastinate
-from procrastinate import PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import UniqueViolation
+from procrastinate import PsycopgConnector
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
+from procrastinate.types import JSONValue
 
-from b24sync.errors import PortalServerError, SyncAlreadyRunning, TransientSyncFailure
+from b24sync.errors import SyncAlreadyRunning, TransientSyncFailure
 from b24sync.service import TASK_APPLY_EVENTS, TASK_SYNC, SyncService
 from b24sync.store.database import libpq_url
 
@@ -31,37 +34,55 @@ log = logging.getLogger(__name__)
 TASK_TICK = "scheduler_tick"
 TASK_DRAIN = "drain_offline_events"
 TASK_RECOVER = "recover_after_crashes"
-# A worker beats every 10 s (procrastinate's default); three missed beats mean it is gone.
-STALLED_AFTER_SECONDS = 30
-RECOVER_CRON = "* * * * * */15"
+# A worker beats every 4 s; three missed beats mean it is gone, and the check runs every 5 s, so
+# a dead worker's job is queued again within about 17 s.
+HEARTBEAT_SECONDS = 4
+STALLED_AFTER_SECONDS = 12
+RECOVER_CRON = "* * * * * */5"
 # Every 15 s (croniter's sixth field is seconds): offline events wait at most that long, and an
 # empty poll costs one call (about 3 % of a 2 req/s budget); nothing under an inbound webhook.
 DRAIN_CRON = "* * * * * */15"
 WORKER_CONCURRENCY = 4  # syncs of different entities run side by side; the portal limit is shared
 
-SYNC_RETRY = RetryStrategy(
-    max_attempts=4, exponential_wait=10, retry_exceptions={TransientSyncFailure}
-)
-APPLY_RETRY = RetryStrategy(
-    max_attempts=30, wait=5, retry_exceptions={TransientSyncFailure, SyncAlreadyRunning}
-)
-
-DRAIN_RETRY = RetryStrategy(max_attempts=3, wait=10, retry_exceptions={PortalServerError})
+SYNC_RETRY_SECONDS = (10, 20, 40)  # a sync that failed transiently runs again, three times
+APPLY_RETRY_SECONDS = 5  # events wait out an outage or a running sync, however long
 
 
 def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastinate.App:
     """The tasks over ``service``; ``scheduler=False`` leaves out the per-minute tick."""
     app = procrastinate.App(connector=PsycopgConnector(conninfo=libpq_url(service.database_url)))
 
-    @app.task(name=TASK_SYNC, retry=SYNC_RETRY)
-    async def sync_entity(entity: str, mode: str, run_id: int) -> None:
-        summary = await service.run_queued(entity, mode, run_id)
+    @app.task(name=TASK_SYNC)
+    async def sync_entity(entity: str, mode: str, run_id: int, attempt: int = 0) -> None:
+        try:
+            summary = await service.run_queued(entity, mode, run_id)
+        except TransientSyncFailure as exc:
+            if attempt >= len(SYNC_RETRY_SECONDS):
+                log.warning("sync %s %s failed %d times: %s", entity, mode, attempt + 1, exc)
+                return
+            lock = f"sync:{entity}"
+            await _again(
+                app,
+                TASK_SYNC,
+                lock,
+                SYNC_RETRY_SECONDS[attempt],
+                entity=entity,
+                mode=mode,
+                run_id=run_id,
+                attempt=attempt + 1,
+            )
+            return
         if summary is not None:
             log.info("sync %s %s: %s", entity, mode, summary.status)
 
-    @app.task(name=TASK_APPLY_EVENTS, retry=APPLY_RETRY)
+    @app.task(name=TASK_APPLY_EVENTS)
     async def apply_events() -> None:
-        applied = await service.events.apply()
+        try:
+            applied = await service.events.apply()
+        except (TransientSyncFailure, SyncAlreadyRunning) as exc:
+            log.info("events wait: %s", exc)
+            await _again(app, TASK_APPLY_EVENTS, TASK_APPLY_EVENTS, APPLY_RETRY_SECONDS)
+            return
         log.info("applied %d events", applied)
 
     if scheduler:
@@ -74,7 +95,7 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
                 log.info("scheduled syncs queued: %s", ", ".join(queued))
 
         @app.periodic(cron=DRAIN_CRON)
-        @app.task(name=TASK_DRAIN, queueing_lock=TASK_DRAIN, retry=DRAIN_RETRY)
+        @app.task(name=TASK_DRAIN, queueing_lock=TASK_DRAIN)  # the next tick is the retry
         async def drain_offline_events(timestamp: int) -> None:
             drained = await service.events.drain_offline()
             if drained:
@@ -90,6 +111,21 @@ def build_job_app(service: SyncService, *, scheduler: bool = True) -> procrastin
 
     service.jobs = app
     return app
+
+
+async def _again(
+    app: procrastinate.App, task: str, lock: str, seconds: int, **kwargs: JSONValue
+) -> None:
+    """Queue ``task`` again in ``seconds``; a copy already waiting does the same work.
+
+    procrastinate's own retry would put the failed job itself back in the queue, which its
+    queueing lock forbids while a newer copy waits: the job then stays 'doing' for good and,
+    its lock held, nothing with that lock ever runs again.
+    """
+    with suppress(AlreadyEnqueued):
+        await app.configure_task(
+            task, lock=lock, queueing_lock=lock, schedule_in={"seconds": seconds}
+        ).defer_async(**kwargs)
 
 
 async def requeue_stalled_jobs(app: procrastinate.App) -> list[int]:
@@ -117,4 +153,6 @@ async def run_worker(app: procrastinate.App, *, name: str = "b24sync") -> None:
         concurrency=WORKER_CONCURRENCY,
         install_signal_handlers=False,
         delete_jobs="successful",
+        update_heartbeat_interval=HEARTBEAT_SECONDS,
+        stalled_worker_timeout=STALLED_AFTER_SECONDS,
     )

@@ -80,7 +80,11 @@ class SyncService:
         """Queue a sync; returns the run id. SyncAlreadyRunning when one is queued or running."""
         entity = stream_named(entity_name)
         async with self.db.connection() as conn:
-            busy = await self.engine.running_entities(conn) | await runs.queued_entities(conn)
+            # An event batch holds the entity's lock for a moment; the queued run waits for it.
+            syncing = await self.engine.running_entities(conn) & await runs.running_sync_entities(
+                conn
+            )
+            busy = syncing | await runs.queued_entities(conn)
             if entity.name in busy:
                 raise SyncAlreadyRunning(f"a {entity.name} sync is already queued or running")
             run_id = await runs.queue_run(conn, entity.name, mode)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from sse_starlette.sse import EventSourceResponse
@@ -136,6 +137,7 @@ def create_app(service: SyncService) -> FastAPI:
 
     for exc_class, status in ERROR_STATUS.items():
         app.add_exception_handler(exc_class, _error_handler(status))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     metrics_dependencies = [] if service.settings.metrics_public else [Depends(require_user)]
 
@@ -246,7 +248,7 @@ def create_app(service: SyncService) -> FastAPI:
 
 async def _form(request: Request) -> dict[str, str]:
     """A form the portal POSTs (an event, an installation), read within fixed bounds."""
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     if "application/x-www-form-urlencoded" not in content_type:
         raise MalformedEvent("send the event form-encoded (application/x-www-form-urlencoded)")
     body = bytearray()
@@ -263,6 +265,21 @@ async def _form(request: Request) -> dict[str, str]:
     except ValueError:
         raise MalformedEvent(f"the form has more than {MAX_FORM_FIELDS} fields") from None
     return dict(pairs)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """422 with what was wrong, never echoing the input: FastAPI's own handler fails (500) on a
+    body that is not UTF-8, and echoed input can be large or hostile."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {
+            "loc": list(error.get("loc", ())),
+            "msg": str(error.get("msg", "")),
+            "type": error.get("type"),
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:

@@ -11,8 +11,9 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from b24sync.bitrix.auth import AppTokens
+from b24sync.errors import TokenRefreshBusy
 from b24sync.store.database import libpq_url
-from b24sync.store.locks import waiting_lock
+from b24sync.store.locks import session_lock
 
 REFRESH_WAIT_SECONDS = 30
 
@@ -68,10 +69,13 @@ class PgTokenStore:
             )
 
     def exclusive(self) -> AbstractAsyncContextManager[None]:
-        return waiting_lock(
+        return session_lock(
             libpq_url(self.database_url),
             f"b24sync.oauth.{self.portal}",
-            timeout_seconds=REFRESH_WAIT_SECONDS,
+            busy=TokenRefreshBusy(
+                f"another process has been renewing the tokens for over {REFRESH_WAIT_SECONDS} s"
+            ),
+            wait_seconds=REFRESH_WAIT_SECONDS,
         )
 
 

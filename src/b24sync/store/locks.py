@@ -15,13 +15,13 @@ from psycopg import AsyncConnection
 
 
 @asynccontextmanager
-async def session_lock(dsn: str, key: str, *, busy: Exception) -> AsyncIterator[None]:
-    """Hold ``key`` for the block, or raise ``busy`` at once when another session holds it."""
+async def session_lock(
+    dsn: str, key: str, *, busy: Exception, wait_seconds: int = 0
+) -> AsyncIterator[None]:
+    """Hold ``key`` for the block; raise ``busy`` when another session holds it (at once, or
+    after ``wait_seconds`` of waiting for it to let go)."""
     async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
-        row = await (
-            await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
-        ).fetchone()
-        if not row or not row[0]:
+        if not await _acquire(conn, key, wait_seconds):
             raise busy
         try:
             yield
@@ -29,16 +29,18 @@ async def session_lock(dsn: str, key: str, *, busy: Exception) -> AsyncIterator[
             await _unlock(conn, key)
 
 
-@asynccontextmanager
-async def waiting_lock(dsn: str, key: str, *, timeout_seconds: int) -> AsyncIterator[None]:
-    """Hold ``key`` for the block, waiting up to ``timeout_seconds`` for its holder to let go."""
-    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute(f"SET lock_timeout = '{int(timeout_seconds)}s'")
+async def _acquire(conn: AsyncConnection[Any], key: str, wait_seconds: int) -> bool:
+    if wait_seconds <= 0:
+        row = await (
+            await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+        ).fetchone()
+        return bool(row and row[0])
+    await conn.execute(f"SET lock_timeout = '{int(wait_seconds)}s'")
+    try:
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-        try:
-            yield
-        finally:
-            await _unlock(conn, key)
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
 
 
 async def _unlock(conn: AsyncConnection[Any], key: str) -> None:

@@ -55,6 +55,18 @@ async def queued_entities(conn: AsyncConnection[Any]) -> set[str]:
     return {r[0] for r in rows}
 
 
+async def running_sync_entities(conn: AsyncConnection[Any]) -> set[str]:
+    """Entities with a full, incremental or reconcile run marked running (event batches,
+    ``by_ids``, are short and do not count); a dead process's row may be among them."""
+    rows = await (
+        await conn.execute(
+            "SELECT DISTINCT entity FROM b24sync.sync_runs "
+            "WHERE status = 'running' AND sync_type <> 'by_ids'"
+        )
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 async def start_run(
     conn: AsyncConnection[Any], entity: str, sync_type: str, queued_id: int | None = None
 ) -> int:

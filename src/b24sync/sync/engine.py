@@ -86,6 +86,7 @@ Work = Callable[[AsyncConnection[Any], Stream, RunCounts, int], Awaitable[None]]
 SCHEMA_CHANGES_SHOWN = 5
 SCHEMA_REUSE_SECONDS = 300.0  # how long event application trusts the field metadata it read
 DATABASE_RETURN_SECONDS = 30
+SYNC_LOCK_WAIT_SECONDS = 30
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
 
 
@@ -123,8 +124,10 @@ class SyncEngine:
         *,
         commands_per_call: int = 50,
         on_progress: ProgressCallback | None = None,
+        lock_wait_seconds: int = SYNC_LOCK_WAIT_SECONDS,
     ) -> None:
         self.client = client
+        self.lock_wait_seconds = lock_wait_seconds
         self.dsn = libpq_url(database_url)
         self.commands_per_call = commands_per_call
         self.on_progress = on_progress
@@ -190,7 +193,7 @@ class SyncEngine:
         commands_before = self.client.counters.commands
         counts = RunCounts()
         async with (
-            self._lock(entity),
+            self._lock(entity, wait_seconds=0 if mode == "by_ids" else self.lock_wait_seconds),
             await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
         ):
             await claim_portal(conn, self.client.auth.portal)
@@ -253,10 +256,14 @@ class SyncEngine:
                 await asyncio.sleep(1.0)
 
     @asynccontextmanager
-    async def _lock(self, entity: Stream) -> AsyncIterator[None]:
-        """One sync per entity across every process sharing the database."""
+    async def _lock(self, entity: Stream, wait_seconds: int = 0) -> AsyncIterator[None]:
+        """One sync per entity across every process sharing the database.
+
+        A sync waits up to ``wait_seconds`` for the lock: under a steady stream of events an
+        event batch holds it for a moment at a time, and a sync asked for meanwhile must run.
+        """
         busy = SyncAlreadyRunning(f"a {entity.name} sync is already running")
-        async with session_lock(self.dsn, _lock_key(entity), busy=busy):
+        async with session_lock(self.dsn, _lock_key(entity), busy=busy, wait_seconds=wait_seconds):
             yield
 
     async def running_entities(self, conn: AsyncConnection[Any]) -> set[str]:
