@@ -69,7 +69,7 @@ async def synced(client: BitrixClient, database_url: str) -> SyncEngine:
 
 def query(url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(text, params).fetchall()
+        return conn.execute(text, params or None).fetchall()
 
 
 def links_on_portal(emu: Emulator, entity: str, field: str) -> set[tuple[int, int]]:
