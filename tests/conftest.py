@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -25,17 +27,26 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The maintenance URL of a real server: TEST_DATABASE_URL, or an embedded one."""
+def pg_server_url() -> Iterator[str]:
+    """The maintenance URL of a real server: TEST_DATABASE_URL, or an embedded one.
+
+    The embedded server's data lives outside pytest's basetemp: pytest deletes all but the last
+    three ``pytest-N`` directories when a session starts, so a second session started meanwhile
+    (drills beside the suite) would delete this one's data under the running server.
+    """
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
         return
     from b24sync.store.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
-    yield server.start()
-    server.stop()
+    data_dir = Path(tempfile.mkdtemp(prefix="b24sync-test-pg-"))
+    server = EmbeddedPostgres(data_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
