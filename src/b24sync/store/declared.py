@@ -10,6 +10,7 @@ from psycopg import AsyncConnection, sql
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.types import Unconvertible, converter, json_text, pg_type
+from b24sync.store import mirror
 from b24sync.store.mirror import DATA_SCHEMA
 from b24sync.streams import Column, Stream
 
@@ -42,7 +43,7 @@ def table_statements(stream: Stream) -> list[sql.Composed]:
 
 async def ensure_table(conn: AsyncConnection[Any], stream: Stream) -> None:
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('b24sync.ddl'))")
+        await mirror.lock_ddl(conn)
         for statement in table_statements(stream):
             await conn.execute(statement)
 

@@ -276,6 +276,7 @@ class SyncEngine:
         envelope = await self.client.call(entity.metadata_method)
         fields = envelope.get("result") or {}
         async with conn.transaction():  # readers never see the view missing
+            await mirror.lock_ddl(conn)
             stored = await mirror.load_snapshot(conn, entity.name)
             plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.name)
             if plan.changes:  # a column under a view cannot change its type
