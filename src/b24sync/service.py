@@ -43,7 +43,8 @@ TASK_SYNC = "sync_entity"
 TASK_APPLY_EVENTS = "apply_events"
 PORTAL_CHECK_TTL_SECONDS = 60.0
 HEALTH_TIMEOUT_SECONDS = 5.0
-LIVE_FINISHED_RUNS = 8
+# the live view shows every run in flight and the newest finished ones: a run of each stream
+LIVE_FINISHED_RUNS = len(STREAMS) + 4
 
 
 @dataclass
