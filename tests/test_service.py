@@ -520,7 +520,12 @@ async def test_events_stored_by_a_process_that_died_before_queueing_are_applied(
         if scalar(database_url, "SELECT to_regclass('bitrix24.crm_deal')") is None:
             return False
         title = "SELECT title FROM bitrix24.crm_deal WHERE id = 9"
-        return scalar(database_url, title) == "Stored, then the process died"
+        pending = "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+        # the row is written first; the event is marked once the deal's links are refreshed too
+        return (
+            scalar(database_url, title) == "Stored, then the process died"
+            and scalar(database_url, pending) == 0
+        )
 
     await stack.wait_for(applied)
     assert await stack.service.events.queue_leftovers() == 0
