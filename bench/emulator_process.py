@@ -15,7 +15,13 @@ from b24emu.server import free_port
 
 @contextmanager
 def emulator_process(
-    *, deals: int, latency_ms: float, per_record_ms: float, rate: float = 2, burst: int = 50
+    *,
+    deals: int,
+    latency_ms: float,
+    per_record_ms: float,
+    rate: float = 2,
+    burst: int = 50,
+    contacts: int = 0,
 ) -> Iterator[str]:
     """Yields the inbound-webhook URL of a portal with the real limits switched on."""
     port = free_port()
@@ -29,6 +35,8 @@ def emulator_process(
             str(port),
             "--deals",
             str(deals),
+            "--contacts",
+            str(contacts),
             "--rate",
             str(rate),
             "--burst",

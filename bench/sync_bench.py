@@ -24,12 +24,12 @@ from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.limiter import BucketRule
 from b24sync.config import WebhookUrl
-from b24sync.entities import entity_named
 from b24sync.schema.planner import plan_table
 from b24sync.store import mirror
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
 from b24sync.store.rate_bucket import SharedBucket
+from b24sync.streams import stream_named
 from b24sync.sync.engine import SyncEngine
 from emulator_process import emulator_process
 
@@ -50,7 +50,7 @@ async def ours(url: str, db_url: str) -> tuple[int, float, int]:
     async with httpx.AsyncClient(timeout=120) as http:
         client = BitrixClient(http, WebhookAuth(webhook), limiter=bucket)
         started = time.perf_counter()
-        summary = await SyncEngine(client, db_url).full(entity_named("deal"))
+        summary = await SyncEngine(client, db_url).full(stream_named("deal"))
         await bucket.close()
         assert summary.status == "success", summary.error
         return summary.api_calls, time.perf_counter() - started, summary.fetched

@@ -30,9 +30,9 @@ from tests.portal import (
 
 from b24emu import Emulator
 from b24emu.server import free_port
-from b24sync.entities import entity_named
 from b24sync.runtime import sync_service
 from b24sync.service import SyncService
+from b24sync.streams import stream_named
 from b24sync.sync.engine import SyncSummary
 from drills.compare import compare_mirror, verdict_line
 
@@ -286,7 +286,7 @@ def with_service(
 def reconcile(database_url: str, portal_: Portal, entity: str) -> SyncSummary:
     """A reconcile run (IDs only, finds deletions): the scheduler's, since the CLI has none."""
     return with_service(
-        database_url, portal_, lambda service: service.engine.reconcile(entity_named(entity))
+        database_url, portal_, lambda service: service.engine.reconcile(stream_named(entity))
     )
 
 

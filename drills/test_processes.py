@@ -11,9 +11,9 @@ from contextlib import suppress
 
 import httpx
 
-from b24sync.entities import ENTITIES
 from b24sync.errors import SyncAlreadyRunning
 from b24sync.service import SyncService
+from b24sync.streams import STREAMS
 from drills.harness import (
     Drill,
     Processes,
@@ -138,7 +138,7 @@ def test_worker_killed_at_ten_points_of_a_full_sync(
 
 
 async def _schedules_off(service: SyncService) -> None:
-    await service.update_schedules({name: {"enabled": False} for name in ENTITIES})
+    await service.update_schedules({name: {"enabled": False} for name in STREAMS})
 
 
 async def _full_deal_sync(service: SyncService) -> int:
@@ -241,7 +241,7 @@ def test_second_portal_on_the_same_database(
         drill.verdict(
             database_url,
             first,
-            tuple(ENTITIES),
+            tuple(STREAMS),
             sync_exit=refused.returncode,
             serve_exit=serve.popen.returncode,
             second_portal_calls=second.calls(),

@@ -17,10 +17,10 @@ import pytest
 
 from b24emu import Emulator, create_app, seed_portal
 from b24sync.bitrix.auth import AppAuth
-from b24sync.entities import entity_named
 from b24sync.errors import OAuthRefused
 from b24sync.store import app_tokens
 from b24sync.store.app_tokens import PgTokenStore
+from b24sync.streams import stream_named
 from tests.portal import API_KEY, TOKEN, Stack, fast_client, service_stack
 
 PORTAL = "http://emu"
@@ -136,7 +136,7 @@ async def app_stack(emu: Emulator, database_url: str) -> AsyncIterator[Stack]:
         bitrix_application_token=emu.app_application_token,
         debug=True,  # plain http on loopback is accepted while developing
     ) as stack:
-        summary = await stack.service.engine.full(entity_named("deal"))
+        summary = await stack.service.engine.full(stream_named("deal"))
         assert summary.status == "success" and summary.fetched == 60
         yield stack
 

@@ -63,7 +63,7 @@ def test_sync_json_status_and_schema(database_url: str) -> None:
 def test_unknown_entity_and_missing_mode_are_clear_errors(database_url: str) -> None:
     env = {"DATABASE_URL": database_url}
     wrong = b24sync("sync", "invoice", "--full", env=env)
-    assert wrong.returncode == 2 and "unknown entity 'invoice'" in wrong.stderr
+    assert wrong.returncode == 2 and "unknown stream 'invoice'" in wrong.stderr
     neither = b24sync("sync", "deal", env=env)
     assert neither.returncode == 2 and "--full or --incremental" in neither.stderr
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from b24emu import Emulator
-from b24sync.entities import ENTITIES
+from b24sync.streams import Kind, streams_of
 from tests.portal import APPLICATION_TOKEN, TOKEN, service_stack
 
 FUZZ_EXAMPLES = int(os.environ.get("B24SYNC_FUZZ_EXAMPLES", "300"))
@@ -37,7 +37,9 @@ MAX_BODY = 64 * 1024
 MAX_FIELDS = 100
 BIGINT_LIMIT = 2**63
 ACTIONS = ("ADD", "UPDATE", "DELETE")
-EVENT_ENTITY = {f"ONCRM{name.upper()}{action}": name for name in ENTITIES for action in ACTIONS}
+EVENT_ENTITY = {
+    f"ONCRM{s.name.upper()}{action}": s.name for s in streams_of(Kind.OBJECT) for action in ACTIONS
+}
 # What a portal sends besides the event (api-reference/events/index.md).
 REAL_KEYS = (
     "event",

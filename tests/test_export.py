@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from b24emu import Emulator, create_app
 from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.export import export_records
+from b24sync.bitrix.export import ListMethod, export_records
 from b24sync.bitrix.limiter import BucketRule, LeakyBucket
 from b24sync.config import WebhookUrl
 
@@ -38,7 +38,9 @@ async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
             limiter=LeakyBucket(BucketRule(rate=1000, burst=10000)),
         )
         ids: list[int] = []
-        async for page in export_records(client, "crm.lead.list", select=["ID"], **kwargs):
+        async for page in export_records(
+            client, ListMethod("crm.lead.list"), select=["ID"], **kwargs
+        ):
             ids.extend(int(r["ID"]) for r in page.records)
         return ids
 

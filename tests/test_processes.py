@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from b24emu.server import free_port
 from b24sync.runtime import sync_service
+from b24sync.streams import STREAMS
 from tests.portal import (
     API_KEY,
     process,
@@ -104,7 +105,7 @@ async def test_two_worker_processes_run_each_job_exactly_once(database_url: str)
         settings_ = service_settings(database_url, bitrix_webhook_url=webhook)
         async with sync_service(settings_, database_url) as service:
             # only the syncs queued here: the workers' scheduler would queue first syncs too
-            await service.update_schedules({name: {"enabled": False} for name in counts})
+            await service.update_schedules({name: {"enabled": False} for name in STREAMS})
             with process("worker", env=env) as first, process("worker", env=env) as second:
                 run_ids = [await service.request_sync(name, "full") for name in counts]
                 deadline = time.monotonic() + 60
@@ -147,12 +148,15 @@ def test_run_is_the_whole_product_on_defaults(database_url: str, tmp_path: Any) 
         key = (tmp_path / "admin_api_key").read_text().strip()
         auth = {"Authorization": f"Bearer {key}"}
         status = httpx.get(f"{base}/api/v1/sync/status", headers=auth).json()["entities"]
-        assert {e["entity"]: e["rows"] for e in status} == {
+        rows = {e["entity"]: e["rows"] for e in status}
+        assert {name: rows[name] for name in ("deal", "contact", "lead", "company")} == {
             "deal": 5000,
             "contact": 3000,
             "lead": 2000,
             "company": 1000,
         }
+        # with no configuration: the reference lists, users and links too
+        assert rows["status"] > 0 and rows["user"] == 6 and rows["deal_contact"] >= 5000
         assert httpx.get(f"{base}/api/v1/sync/status").status_code == 401
         emulator = f"http://127.0.0.1:{emulator_port}"
         httpx.patch(f"{emulator}/_emulator/records/lead/9", json={"TITLE": "seen by run"})

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from b24emu import errors
+from b24emu import errors, items  # noqa: F401  (items registers crm.item.list)
 from b24emu.events import EventHub
 from b24emu.fields import ENTITIES
 from b24emu.limits import CostModel, Faults, LeakyBucket, OperatingBudget, Stats

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from b24emu import errors
 from b24emu.events import CRM_EVENTS, Binding
 from b24emu.fields import ENTITIES
+from b24emu.portal import PAGE_SIZE
 
 if TYPE_CHECKING:
     from b24emu.emulator import Emulator
@@ -75,17 +76,25 @@ def _start(call: Call) -> int:
         return 0
 
 
+# Link arrays that the classic list and get leave out (crm-deal-fields.md: "CONTACT_IDS is not
+# available in crm.deal.get and crm.deal.list"; crm-contact-fields.md likewise for COMPANY_IDS):
+# crm.item.list returns them.
+UNLISTED = {"deal": frozenset({"CONTACT_IDS"}), "contact": frozenset({"COMPANY_IDS"})}
+
+
 def _crm_methods(entity: str) -> None:
     prefix = f"crm.{entity}"
+    unlisted = UNLISTED.get(entity, frozenset())
 
     def fields(call: Call) -> MethodResult:
         return MethodResult(call.emulator.portal.store(entity).fields)
 
     def list_(call: Call) -> MethodResult:
         start = _start(call)
+        select = [n for n in _as_list(call.param("select")) if str(n).upper() not in unlisted]
         page = call.emulator.portal.list(
             entity,
-            select=_as_list(call.param("select")),
+            select=select,
             filter=_as_dict(call.param("filter")),
             order=_as_dict(call.param("order")),
             start=start,
@@ -100,7 +109,7 @@ def _crm_methods(entity: str) -> None:
 
     def get(call: Call) -> MethodResult:
         record = call.emulator.portal.get(entity, call.param("id"))
-        return MethodResult(dict(record), returned=1)
+        return MethodResult({k: v for k, v in record.items() if k not in unlisted}, returned=1)
 
     def add(call: Call) -> MethodResult:
         fields_ = call.param("fields")
@@ -224,16 +233,44 @@ def category_list(call: Call) -> MethodResult:
 
 @method("crm.currency.list")
 def currency_list(call: Call) -> MethodResult:
-    return MethodResult(call.emulator.portal.currencies, total=len(call.emulator.portal.currencies))
+    # `total` "currently always has a value of 0" (crm-currency-list.md)
+    return MethodResult(call.emulator.portal.currencies, total=0)
+
+
+def _page(call: Call, rows: list[dict[str, Any]]) -> MethodResult:
+    """50 a page by `start`, with total and next (list-methods-pecularities.md)."""
+    start = max(_start(call), 0)
+    window = rows[start : start + PAGE_SIZE]
+    following = start + PAGE_SIZE if start + PAGE_SIZE < len(rows) else None
+    return MethodResult(window, total=len(rows), next=following, returned=len(window))
 
 
 @method("user.get")
 def user_get(call: Call) -> MethodResult:
+    """Every user by default, dismissed ones too (``ACTIVE: true`` excludes them)."""
     users = list(call.emulator.portal.users.values())
-    wanted = call.param("ID") or _as_dict(call.param("filter")).get("ID")
+    flt = {k.upper(): v for k, v in _as_dict(call.param("filter")).items()}
+    wanted = call.param("ID") or flt.get("ID")
     if wanted:
         users = [u for u in users if u["ID"] == str(wanted)]
-    return MethodResult(users, total=len(users))
+    if "ACTIVE" in flt:
+        active = str(flt["ACTIVE"]).lower() in ("true", "y", "1")
+        users = [u for u in users if u["ACTIVE"] is active]
+    return _page(call, users)
+
+
+@method("department.get")
+def department_get(call: Call) -> MethodResult:
+    """Filters are plain top-level parameters (department-get.md)."""
+    rows = [
+        d
+        for d in call.emulator.portal.departments
+        if all(
+            call.param(key) in (None, "") or str(d.get(key, "")) == str(call.param(key))
+            for key in ("ID", "NAME", "PARENT", "UF_HEAD")
+        )
+    ]
+    return _page(call, rows)
 
 
 @method("profile")

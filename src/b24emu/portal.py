@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from b24emu import errors
+from b24emu import errors, references
 from b24emu.fields import (
     ENTITIES,
     INTEGER_TYPES,
@@ -100,25 +100,11 @@ class Portal:
         }
         self.multifield_ids = itertools.count(1)
         self.listeners: list[ChangeListener] = []
-        self.users: dict[int, dict[str, Any]] = {
-            1: {
-                "ID": "1",
-                "ACTIVE": True,
-                "NAME": "Admin",
-                "LAST_NAME": "Portal",
-                "EMAIL": "admin@b24emu.local",
-                "ADMIN": True,
-            }
-        }
-        self.statuses: list[dict[str, Any]] = []
-        self.categories: list[dict[str, Any]] = [
-            {"id": 0, "name": "General", "sort": 100, "entityTypeId": 2, "isDefault": "Y"}
-        ]
-        self.currencies = [
-            {"CURRENCY": "RUB", "BASE": "Y", "AMOUNT_CNT": 1, "AMOUNT": "1.0000", "SORT": 100},
-            {"CURRENCY": "USD", "BASE": "N", "AMOUNT_CNT": 1, "AMOUNT": "90.0000", "SORT": 200},
-            {"CURRENCY": "EUR", "BASE": "N", "AMOUNT_CNT": 1, "AMOUNT": "98.0000", "SORT": 300},
-        ]
+        self.users = references.users()
+        self.departments = references.departments()
+        self.statuses = references.statuses()
+        self.categories = references.categories()
+        self.currencies = references.currencies()
         self.user_field_ids = itertools.count(100)
 
     # --- helpers --------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from typing import Any
 
 from faker import Faker
 
+from b24emu import references
 from b24emu.fields import MULTIFIELDS
 from b24emu.portal import PORTAL_TZ, Portal
+from b24emu.references import OWNER_IDS
 
 DEAL_STAGES = [
     "NEW",
@@ -64,6 +66,9 @@ class DemoData:
         fake = Faker("ru_RU")
         fake.seed_instance(seed)
         self.rng = random.Random(seed)
+        # Owners, pipelines and extra links draw from their own generator, so the records the
+        # main one makes stay what they were before these were added.
+        self.spread = random.Random(seed + 1_000_003)
         self.male = [
             (fake.last_name_male(), fake.first_name_male(), fake.middle_name_male())
             for _ in range(300)
@@ -123,9 +128,9 @@ def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[s
                 {
                     "DATE_CREATE": created_at.isoformat(),
                     "DATE_MODIFY": modified_at.isoformat(),
-                    "CREATED_BY_ID": "1",
+                    "CREATED_BY_ID": data.spread.choice(OWNER_IDS),
                     "MODIFY_BY_ID": "1",
-                    "ASSIGNED_BY_ID": "1",
+                    "ASSIGNED_BY_ID": data.spread.choice(OWNER_IDS),
                     "OPENED": "Y",
                 }
             )
@@ -194,7 +199,7 @@ def _contact(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
             "TYPE_ID": "CLIENT",
             "POST": data.rng.choice(["Директор", "Менеджер", "Бухгалтер", "Инженер"]),
             "COMPANY_ID": company,
-            "COMPANY_IDS": [company] if company else [],
+            "COMPANY_IDS": _more(data, [company], companies) if company else [],
             "BIRTHDATE": (data.base - timedelta(days=data.rng.randint(7000, 22000)))
             .replace(hour=0)
             .isoformat(),
@@ -234,18 +239,21 @@ def _lead(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
 def _deal(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
     rng = data.rng
     stage = rng.choice(DEAL_STAGES)
+    category = 1 if data.spread.random() < 0.25 else 0
+    if category:  # the second pipeline's stages (C1:...)
+        stage = data.spread.choice(references.stage_ids(category))
     companies, contacts = portal.store("company").ids, portal.store("contact").ids
-    contact_ids = [str(rng.choice(contacts))] if contacts else []
+    contact_ids = _more(data, [str(rng.choice(contacts))], contacts) if contacts else []
     begin = data.moment()
     record.update(
         {
             "TITLE": f"Сделка: {rng.choice(data.words)} {rng.randint(1, 9999)}",
             "TYPE_ID": "SALE",
-            "CATEGORY_ID": "0",
+            "CATEGORY_ID": str(category),
             "STAGE_ID": stage,
-            "STAGE_SEMANTIC_ID": "S" if stage == "WON" else "F" if stage == "LOSE" else "P",
-            "CLOSED": "Y" if stage in ("WON", "LOSE") else "N",
-            "IS_NEW": "Y" if stage == "NEW" else "N",
+            "STAGE_SEMANTIC_ID": references.stage_semantics(category, stage) or "P",
+            "CLOSED": "Y" if references.stage_semantics(category, stage) else "N",
+            "IS_NEW": "Y" if stage.endswith("NEW") else "N",
             "PROBABILITY": str(rng.randint(0, 100)),
             "CURRENCY_ID": "RUB",
             "OPPORTUNITY": f"{rng.randint(1, 2000) * 500:.2f}",
@@ -271,6 +279,16 @@ def _deal(portal: Portal, data: DemoData, record: dict[str, Any]) -> None:
             "UF_CRM_1700000011": None,
         }
     )
+
+
+def _more(data: DemoData, first: list[str], pool: list[int]) -> list[str]:
+    """``first`` and, for about a third of records, one or two more distinct links."""
+    linked = list(first)
+    for _ in range(data.spread.choice((0, 0, 0, 0, 1, 2))):
+        candidate = str(data.spread.choice(pool))
+        if candidate not in linked:
+            linked.append(candidate)
+    return linked
 
 
 _MAKERS = {"company": _company, "contact": _contact, "lead": _lead, "deal": _deal}

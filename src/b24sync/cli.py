@@ -17,7 +17,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from b24sync.config import Settings, load_settings, stored_secret, with_overrides
-from b24sync.entities import ENTITIES, Entity, entity_named
 from b24sync.errors import (
     B24SyncError,
     ConfigurationError,
@@ -36,6 +35,7 @@ from b24sync.service import SyncService
 from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
+from b24sync.streams import STREAMS, Kind, Stream, stream_named, streams_of
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
 
@@ -55,6 +55,8 @@ app.add_typer(seed_app, name="seed")
 app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
+STREAM_HELP = "a stream: " + ", ".join(STREAMS)
+OBJECT_HELP = "an object stream: " + ", ".join(s.name for s in streams_of(Kind.OBJECT))
 
 
 def _settings() -> Settings:
@@ -67,16 +69,16 @@ def _settings() -> Settings:
     return settings
 
 
-def _entity(name: str) -> Entity:
+def _entity(name: str) -> Stream:
     try:
-        return entity_named(name)
+        return stream_named(name)
     except UnknownEntity as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 
 
 async def _sync_with_progress(
-    settings: Settings, url: str, entity: Entity, mode: str
+    settings: Settings, url: str, entity: Stream, mode: str
 ) -> SyncSummary:
     with Progress(
         TextColumn("{task.description}"),
@@ -161,7 +163,7 @@ def run(
             else "DATABASE_URL"
         )
         console.print(f"[green]database ready[/green] ({where})")
-        for entity_ in ENTITIES.values():
+        for entity_ in STREAMS.values():
             summary = asyncio.run(_sync_with_progress(settings, db.url, entity_, "full"))
             console.print(
                 f"  {entity_.name}: {summary.status}, {summary.fetched} records, "
@@ -244,7 +246,7 @@ def worker() -> None:
 
 @app.command()
 def sync(
-    entity: str = typer.Argument(..., help="deal, contact, lead or company"),
+    entity: str = typer.Argument(..., help=STREAM_HELP),
     full: bool = typer.Option(False, "--full", help="export everything"),
     incremental: bool = typer.Option(
         False, "--incremental", help="only records changed since the cursor"
@@ -307,7 +309,7 @@ async def _entity_status(url: str) -> list[dict[str, Any]]:
 
 
 @app.command()
-def schema(entity: str = typer.Argument(..., help="deal, contact, lead or company")) -> None:
+def schema(entity: str = typer.Argument(..., help=OBJECT_HELP)) -> None:
     """The column map of an entity's table with the Bitrix24 labels (after a first sync)."""
     settings = _settings()
     entity_ = _entity(entity)

@@ -22,7 +22,6 @@ from b24sync.bitrix.auth import AppAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.config import Settings
-from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
@@ -32,9 +31,9 @@ from b24sync.errors import (
 )
 from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.database import PooledDatabase
+from b24sync.streams import EVENT_NAMES, STREAMS, children_of, stream_named
 from b24sync.sync.engine import SyncEngine
 from b24sync.sync.events import (
-    CRM_EVENT_NAMES,
     CrmEvent,
     offline_event,
     parse_event,
@@ -116,21 +115,28 @@ class EventIntake:
         applied = 0
         async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
-                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+                conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
             claimed = True
             while claimed:  # until a pass finds nothing it can claim (others may hold some)
                 claimed = False
                 for name in await inbox.pending_entities(conn):
-                    count = await self._apply_entity(conn, name, schedules[name].webhook_enabled)
+                    count = await self._apply_entity(conn, name, schedules)
                     claimed = claimed or count > 0
                     applied += count
         return applied
 
-    async def _apply_entity(self, conn: AsyncConnection[Any], name: str, enabled: bool) -> int:
+    async def _apply_entity(
+        self,
+        conn: AsyncConnection[Any],
+        name: str,
+        schedules: Mapping[str, schedule.EntitySchedule],
+    ) -> int:
         """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
+        enabled = schedules[name].webhook_enabled
+        children = [c for c in children_of(stream_named(name)) if schedules[c.name].enabled]
         if enabled:
-            await self._pace(conn)
+            await self._pace(conn, calls=1 + len(children))
         async with conn.transaction():
             pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
             ids = [p.id for p in pending]
@@ -139,22 +145,28 @@ class EventIntake:
             if not enabled:
                 await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
                 return 0
-            summary = await self.engine.by_ids(entity_named(name), [p.record_id for p in pending])
+            stream = stream_named(name)
+            record_ids = [p.record_id for p in pending]
+            summary = await self.engine.by_ids(stream, record_ids)
             if summary.status != "success":
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
+            for child in children:  # the links of the changed records
+                linked = await self.engine.by_ids(child, record_ids)
+                if linked.status != "success":
+                    raise TransientSyncFailure(linked.error or "link refresh failed")
             await inbox.mark_processed(conn, ids)
         return len(ids)
 
-    async def _pace(self, conn: AsyncConnection[Any]) -> None:
+    async def _pace(self, conn: AsyncConnection[Any], calls: int) -> None:
         """Keep event application to EVENTS_BUDGET_SHARE of the portal's request rate.
 
         One by-ids call carries up to 2,500 records, so under a stream of events it is better to
         wait and carry more than to spend the whole budget one small call after another: the
         rest stays for syncs and the portal's other clients. Waiting before the claim lets the
         events that arrive meanwhile ride along. The last start comes from the run log, so the
-        pace holds across workers.
+        pace holds across workers. ``calls`` is what one application costs (records and links).
         """
-        interval = 1.0 / (self.settings.bitrix_rate * self.settings.events_budget_share)
+        interval = calls / (self.settings.bitrix_rate * self.settings.events_budget_share)
         since = await runs.seconds_since_last(conn, "by_ids")
         if since is not None and since < interval:
             await asyncio.sleep(interval - since)
@@ -170,7 +182,7 @@ class EventIntake:
             "application_token_set": await self.app.application_token() is not None,
             "handler_path": HANDLER_PATH,
             "help": APPLICATION_EVENTS_HELP if self._application else INBOUND_WEBHOOK_EVENTS_HELP,
-            "events": list(CRM_EVENT_NAMES),
+            "events": list(EVENT_NAMES),
         }
 
     async def registered(self) -> dict[str, Any]:
@@ -203,7 +215,7 @@ class EventIntake:
                 "offline": str(b.get("offline")) == "1",
             }
             for b in envelope.get("result") or []
-            if isinstance(b, dict) and b.get("event") in CRM_EVENT_NAMES
+            if isinstance(b, dict) and b.get("event") in EVENT_NAMES
         ]
 
     async def register(
@@ -249,10 +261,7 @@ class EventIntake:
 
     async def _bind_all(self, method: str, params: dict[str, str]) -> dict[str, Any]:
         result = await self.client.batch(
-            {
-                name: f"{method}?{encode_params({'event': name} | params)}"
-                for name in CRM_EVENT_NAMES
-            }
+            {name: f"{method}?{encode_params({'event': name} | params)}" for name in EVENT_NAMES}
         )
         failed = {
             name: str(error.get("error_description") or error)
@@ -262,7 +271,7 @@ class EventIntake:
             "method": method,
             "mode": params.get("event_type", "online"),
             "handler": params.get("handler"),
-            "events": [name for name in CRM_EVENT_NAMES if name not in failed],
+            "events": [name for name in EVENT_NAMES if name not in failed],
             "failed": failed,
         }
 

@@ -16,7 +16,7 @@ from faker import Faker
 
 from b24sync.bitrix.client import MAX_BATCH, BitrixClient
 from b24sync.bitrix.encoding import encode_params
-from b24sync.bitrix.export import export_records
+from b24sync.bitrix.export import ListMethod, export_records
 from b24sync.errors import B24SyncError
 from b24sync.store.locks import held_locks, session_lock
 
@@ -227,14 +227,16 @@ class TestData:
     async def _ids(self, method: str, everything: bool) -> list[int]:
         filter_ = {} if everything else {"ORIGINATOR_ID": ORIGINATOR}
         ids: list[int] = []
-        async for page in export_records(self.client, method, select=["ID"], filter=filter_):
+        async for page in export_records(
+            self.client, ListMethod(method), select=["ID"], filter=filter_
+        ):
             ids.extend(int(r["ID"]) for r in page.records)
         return ids
 
     async def _list(self, method: str, select: list[str]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         async for page in export_records(
-            self.client, method, select=select, filter={"ORIGINATOR_ID": ORIGINATOR}
+            self.client, ListMethod(method), select=select, filter={"ORIGINATOR_ID": ORIGINATOR}
         ):
             records.extend(page.records)
         records.sort(key=lambda r: int(r["ID"]))

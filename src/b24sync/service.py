@@ -23,7 +23,6 @@ from procrastinate.exceptions import AlreadyEnqueued
 from b24sync.application import LocalApplication
 from b24sync.bitrix.client import BitrixClient
 from b24sync.config import Settings
-from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import (
     BitrixError,
     SyncAlreadyRunning,
@@ -35,6 +34,7 @@ from b24sync.store import inbox, runs, schedule
 from b24sync.store.database import PooledDatabase, libpq_url
 from b24sync.store.overview import entity_status
 from b24sync.store.runs import RunCounts
+from b24sync.streams import STREAMS, stream_named
 from b24sync.sync.engine import SyncEngine, SyncSummary
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ TASK_SYNC = "sync_entity"
 TASK_APPLY_EVENTS = "apply_events"
 PORTAL_CHECK_TTL_SECONDS = 60.0
 HEALTH_TIMEOUT_SECONDS = 5.0
+# the live view shows every run in flight and the newest finished ones: a run of each stream
+LIVE_FINISHED_RUNS = len(STREAMS) + 4
 
 
 @dataclass
@@ -77,7 +79,7 @@ class SyncService:
 
     async def request_sync(self, entity_name: str, mode: str) -> int:
         """Queue a sync; returns the run id. SyncAlreadyRunning when one is queued or running."""
-        entity = entity_named(entity_name)
+        entity = stream_named(entity_name)
         async with self.db.connection() as conn:
             # An event batch holds the entity's lock for a moment; the queued run waits for it.
             syncing = await self.engine.running_entities(conn) & await runs.running_sync_entities(
@@ -101,7 +103,7 @@ class SyncService:
 
     async def run_queued(self, entity_name: str, mode: str, run_id: int) -> SyncSummary | None:
         """The job body: run the queued sync; a transient failure raises so the job retries."""
-        entity = entity_named(entity_name)
+        entity = stream_named(entity_name)
         try:
             summary = await self.engine.run_mode(entity, mode, run_id)
         except SyncAlreadyRunning as exc:
@@ -122,7 +124,7 @@ class SyncService:
         now = now or datetime.now(UTC)
         async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
-                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+                conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
             starts = await schedule.last_scheduled_starts(conn)
             checks = await schedule.last_deletion_checks(conn)
@@ -147,7 +149,7 @@ class SyncService:
         now = datetime.now(UTC)
         async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
-                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+                conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
             starts = await schedule.last_scheduled_starts(conn)
             running = await self.engine.running_entities(conn)
@@ -187,7 +189,7 @@ class SyncService:
     async def live_snapshot(self) -> dict[str, Any]:
         """What the dashboard's live view shows: runs in flight and the newest finished ones."""
         async with self.db.connection() as conn:
-            recent, _ = await runs.list_runs(conn, limit=8)
+            recent, _ = await runs.list_runs(conn, limit=LIVE_FINISHED_RUNS, in_flight=True)
             running = await self.engine.running_entities(conn)
             stats = await inbox.inbox_stats(conn)
         return {
@@ -200,7 +202,7 @@ class SyncService:
     async def schedules(self) -> dict[str, schedule.EntitySchedule]:
         async with self.db.connection() as conn:
             return await schedule.read_schedules(
-                conn, list(ENTITIES), self.settings.sync_default_interval_minutes
+                conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
 
     async def update_schedules(
@@ -210,7 +212,7 @@ class SyncService:
         current = await self.schedules()
         async with self.db.connection() as conn, conn.transaction():
             for name, patch in changes.items():
-                entity = entity_named(name)
+                entity = stream_named(name)
                 merged = current[entity.name].as_json() | dict(patch)
                 await schedule.write_schedule(conn, entity.name, schedule.EntitySchedule(**merged))
         return await self.schedules()

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from sse_starlette.sse import EventSourceResponse
 
 from b24sync.api.auth import Authenticator, NotAuthenticated, Principal
@@ -33,9 +33,22 @@ from b24sync.errors import (
 )
 from b24sync.seed import SeedBusy
 from b24sync.service import SyncService
+from b24sync.streams import STREAMS
 from b24sync.web.routes import mount_static, web_router
 
-EntityName = Literal["deal", "contact", "lead", "company"]
+
+def _known_stream(name: str) -> str:
+    if name not in STREAMS:
+        raise ValueError(f"unknown stream {name[:60]!r}: use one of {', '.join(STREAMS)}")
+    return name
+
+
+# Any stream of the registry; the OpenAPI document lists them.
+EntityName = Annotated[
+    str,
+    AfterValidator(_known_stream),
+    WithJsonSchema({"type": "string", "enum": list(STREAMS)}),
+]
 SSE_POLL_SECONDS = 1.0
 # A CRM event is a few hundred bytes and ONAPPINSTALL under 2 KB; the receiver is public.
 MAX_FORM_BYTES = 64 * 1024

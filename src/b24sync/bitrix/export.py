@@ -27,6 +27,33 @@ _RECORD_ID = re.compile(r"[0-9]{1,19}")
 Record = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ListMethod:
+    """A list method and the shape of its answer: classic ``crm.deal.list`` (``ID``, records in
+    ``result``) or universal ``crm.item.list`` (``id``, records in ``result.items``)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # fixed, e.g. entityTypeId
+    id_field: str = "ID"
+    records_at: str | None = None
+
+    def records(self, result: Any) -> list[Record]:
+        """The records of one command's result; [] for an empty or odd one."""
+        if self.records_at is not None:
+            result = result.get(self.records_at) if isinstance(result, dict) else None
+        return result if isinstance(result, list) else []
+
+    def command(self, flt: Mapping[str, Any], select: list[str], order: str) -> str:
+        params = {
+            **self.params,
+            "order": {self.id_field: order},
+            "filter": dict(flt),
+            "select": select,
+            "start": -1,
+        }
+        return f"{self.name}?" + encode_params(params)
+
+
 @dataclass
 class IdRange:
     """IDs ``lo < id <= hi``; ``hi=None`` is the open tail."""
@@ -72,7 +99,7 @@ class RangePlanner:
 
 async def export_records(
     client: BitrixClient,
-    method: str,
+    method: ListMethod,
     *,
     select: list[str],
     filter: Mapping[str, Any] | None = None,
@@ -86,40 +113,40 @@ async def export_records(
     the leaky bucket still paces them.
     """
     base_filter = dict(filter or {})
-    select_with_id = list(dict.fromkeys(["ID", *select]))
+    key = method.id_field
+    select_with_id = list(dict.fromkeys([key, *select]))
 
     def command(rng: IdRange) -> str:
-        flt: dict[str, Any] = {**base_filter, ">ID": rng.lo}
+        flt: dict[str, Any] = {**base_filter, f">{key}": rng.lo}
         if rng.hi is not None:
-            flt["<=ID"] = rng.hi
-        return f"{method}?" + encode_params(
-            {"order": {"ID": "ASC"}, "filter": flt, "select": select_with_id, "start": -1}
-        )
+            flt[f"<={key}"] = rng.hi
+        return method.command(flt, select_with_id, "ASC")
+
+    def pages(results: Mapping[str, Any]) -> dict[str, list[Record]]:
+        return {name: method.records(result) for name, result in results.items()}
 
     # Probe: the first page and the highest matching ID, in one call.
-    probe_filter = {**base_filter, ">ID": start_after}
+    probe_filter = {**base_filter, f">{key}": start_after}
     for attempt in range(client.retry.attempts + 1):
         probe = await client.batch(
             {
                 "first": command(IdRange(start_after, None)),
-                "last": f"{method}?"
-                + encode_params(
-                    {"order": {"ID": "DESC"}, "filter": probe_filter, "select": ["ID"], "start": -1}
-                ),
+                "last": method.command(probe_filter, [key], "DESC"),
             }
         )
-        _raise_first(probe.errors)
-        damaged = _damaged_commands(probe.result)
+        raise_first_error(probe.errors)
+        probed = pages(probe.result)
+        damaged = _damaged_commands(probed, key)
         if not damaged:
             break
         if attempt == client.retry.attempts:
-            raise _malformed(method, damaged)
-    first: list[Record] = probe.result.get("first") or []
-    last: list[Record] = probe.result.get("last") or []
+            raise _malformed(method.name, damaged)
+    first = probed.get("first", [])
+    last = probed.get("last", [])
     if not first:
         return
-    top = int(last[0]["ID"]) if last else int(first[-1]["ID"])
-    first_last_id = int(first[-1]["ID"])
+    top = int(last[0][key]) if last else int(first[-1][key])
+    first_last_id = int(first[-1][key])
     if len(first) < PAGE:
         yield ExportPage(first, max(top, first_last_id), len(first))
         return
@@ -144,13 +171,14 @@ async def export_records(
         records: list[Record] = []
         for wave, batch in zip(waves, batches, strict=True):
             limited = _limited_commands(batch.errors)
-            _raise_first({k: v for k, v in batch.errors.items() if k not in limited})
-            damaged = _damaged_commands(batch.result)
+            raise_first_error({k: v for k, v in batch.errors.items() if k not in limited})
+            answered = pages(batch.result)
+            damaged = _damaged_commands(answered, key)
             if limited or damaged:
                 refused_in_a_row += 1
                 if refused_in_a_row > client.retry.attempts:
-                    _raise_first(batch.errors)
-                    raise _malformed(method, damaged)
+                    raise_first_error(batch.errors)
+                    raise _malformed(method.name, damaged)
                 if limited:
                     client.pacer.blocked(0.0)
             else:
@@ -159,10 +187,10 @@ async def export_records(
                 if f"r{i}" in limited | damaged:  # refused or damaged this time: ask again
                     planner.pending.appendleft(rng)
                     continue
-                page: list[Record] = batch.result.get(f"r{i}") or []
+                page = answered.get(f"r{i}", [])
                 records.extend(page)
                 start_lo = origin.pop(rng.lo, rng.lo)
-                last_id = int(page[-1]["ID"]) if page else None
+                last_id = int(page[-1][key]) if page else None
                 exhausted = len(page) < PAGE or (rng.hi is not None and last_id == rng.hi)
                 if exhausted:
                     planner.complete(
@@ -184,18 +212,20 @@ def _limited_commands(errors: dict[str, dict[str, Any]]) -> set[str]:
     return {key for key, error in errors.items() if error.get("error") in _RETRYABLE_COMMAND_ERRORS}
 
 
-def _damaged_commands(results: Mapping[str, Any]) -> set[str]:
-    """Commands whose page holds a record without a usable ``ID``: such a page can be neither
+def _damaged_commands(pages: Mapping[str, list[Record]], id_field: str) -> set[str]:
+    """Commands whose page holds a record without a usable ID: such a page can be neither
     stored nor paged past, so it is asked for again, like a 5xx answer."""
     return {
-        key
-        for key, page in results.items()
-        if isinstance(page, list) and not all(has_record_id(record) for record in page)
+        name
+        for name, page in pages.items()
+        if not all(has_record_id(record, id_field) for record in page)
     }
 
 
-def has_record_id(record: Any) -> bool:
-    return isinstance(record, dict) and _RECORD_ID.fullmatch(str(record.get("ID", ""))) is not None
+def has_record_id(record: Any, id_field: str = "ID") -> bool:
+    return (
+        isinstance(record, dict) and _RECORD_ID.fullmatch(str(record.get(id_field, ""))) is not None
+    )
 
 
 def _malformed(method: str, damaged: set[str]) -> MalformedAnswer:
@@ -205,7 +235,7 @@ def _malformed(method: str, damaged: set[str]) -> MalformedAnswer:
     )
 
 
-def _raise_first(errors: dict[str, dict[str, Any]]) -> None:
+def raise_first_error(errors: dict[str, dict[str, Any]]) -> None:
     if errors:
         key, error = next(iter(errors.items()))
         raise BitrixError(

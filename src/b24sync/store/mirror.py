@@ -34,7 +34,7 @@ async def apply_plan(conn: AsyncConnection[Any], entity: str, plan: Plan) -> Non
     otherwise race on ``CREATE SCHEMA IF NOT EXISTS`` (a unique violation in pg_namespace).
     """
     if plan.statements:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('b24sync.ddl'))")
+        await lock_ddl(conn)
     for statement in plan.statements:
         await conn.execute(statement)
     for spec in plan.columns.values():
@@ -59,6 +59,31 @@ async def apply_plan(conn: AsyncConnection[Any], entity: str, plan: Plan) -> Non
                 spec.removed,
             ),
         )
+
+
+async def lock_ddl(conn: AsyncConnection[Any]) -> None:
+    """Serialise DDL of the mirror across sessions, until the transaction ends.
+
+    Take it before the transaction looks anything up in the catalog: an advisory lock does not
+    refresh the session's catalog cache, so a schema another session created while this one
+    waited could still look missing, and ``CREATE SCHEMA IF NOT EXISTS`` would then fail.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('b24sync.ddl'))")
+
+
+async def run_ddl(conn: AsyncConnection[Any], statements: Sequence[sql.Composed]) -> None:
+    """Statements in one transaction, serialised with every other DDL of the mirror."""
+    async with conn.transaction():
+        await lock_ddl(conn)
+        for statement in statements:
+            await conn.execute(statement)
+
+
+async def relation_exists(conn: AsyncConnection[Any], name: str) -> bool:
+    row = await (
+        await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{DATA_SCHEMA}.{name}",))
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def typed_rows(

@@ -6,23 +6,30 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from b24sync.entities import ENTITIES, Entity
 from b24sync.schema.identifiers import ident
 from b24sync.store.database import libpq_url
 from b24sync.store.mirror import DATA_SCHEMA
+from b24sync.streams import STREAMS, Kind, Stream
 
 
 async def entity_status(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     """Per entity: rows in PostgreSQL, the last run, the cursor."""
-    return [await _one_status(conn, entity) for entity in ENTITIES.values()]
+    return [await _one_status(conn, entity) for entity in STREAMS.values()]
 
 
-async def _one_status(conn: AsyncConnection[Any], entity: Entity) -> dict[str, Any]:
+async def _one_status(conn: AsyncConnection[Any], entity: Stream) -> dict[str, Any]:
     exists = await (
         await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{DATA_SCHEMA}.{entity.table}",))
     ).fetchone()
     live = deleted = 0
-    if exists and exists[0]:
+    if exists and exists[0] and entity.kind is not Kind.OBJECT:  # replaced whole: no soft deletes
+        counted = await (
+            await conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(ident(DATA_SCHEMA, entity.table))
+            )
+        ).fetchone()
+        live = counted[0] if counted else 0
+    elif exists and exists[0]:
         counts = await (
             await conn.execute(
                 sql.SQL(
@@ -68,6 +75,7 @@ async def _one_status(conn: AsyncConnection[Any], entity: Entity) -> dict[str, A
         )
     return {
         "entity": entity.name,
+        "kind": str(entity.kind),
         "table": f"{DATA_SCHEMA}.{entity.table}",
         "rows": live,
         "deleted_rows": deleted,
@@ -76,7 +84,7 @@ async def _one_status(conn: AsyncConnection[Any], entity: Entity) -> dict[str, A
     }
 
 
-async def column_map(database_url: str, entity: Entity) -> list[dict[str, Any]]:
+async def column_map(database_url: str, entity: Stream) -> list[dict[str, Any]]:
     async with await AsyncConnection.connect(libpq_url(database_url)) as conn:
         rows = await (
             await conn.execute(

@@ -165,10 +165,26 @@ async def list_runs(
     offset: int = 0,
     entity: str | None = None,
     status: str | None = None,
+    in_flight: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of the run log, newest first, and how many runs match in all."""
-    where = "WHERE (%(entity)s::text IS NULL OR entity = %(entity)s) AND (%(status)s::text IS NULL OR status = %(status)s)"
-    params = {"entity": entity, "status": status, "limit": limit, "offset": offset}
+    """A page of the run log, newest first, and how many runs match in all; ``in_flight`` adds
+    every queued or running run, however many finished after it."""
+    where = (
+        "WHERE (%(entity)s::text IS NULL OR entity = %(entity)s) "
+        "AND (%(status)s::text IS NULL OR status = %(status)s)"
+    )
+    if in_flight:
+        where += (
+            " AND (status IN ('queued', 'running') OR id IN "
+            "(SELECT id FROM b24sync.sync_runs ORDER BY id DESC LIMIT %(recent)s))"
+        )
+    params = {
+        "entity": entity,
+        "status": status,
+        "recent": limit,
+        "limit": None if in_flight else limit,  # LIMIT NULL: no limit
+        "offset": offset,
+    }
     rows = await (
         await conn.execute(
             f"SELECT {', '.join(RUN_COLUMNS)} FROM b24sync.sync_runs {where} "

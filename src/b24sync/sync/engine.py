@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.export import ExportPage, export_records, has_record_id, prefetched
-from b24sync.entities import ENTITIES, Entity
 from b24sync.errors import (
     DatabaseUnavailable,
     MalformedAnswer,
@@ -27,12 +26,15 @@ from b24sync.errors import (
     SyncAlreadyRunning,
 )
 from b24sync.redaction import redact
+from b24sync.schema import views
 from b24sync.schema.planner import ColumnSpec, plan_table
-from b24sync.store import mirror, runs
+from b24sync.store import declared, mirror, runs
 from b24sync.store.database import libpq_url
 from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.portal_claim import claim_portal
 from b24sync.store.runs import RunCounts
+from b24sync.streams import STREAMS, Kind, Stream, streams_of
+from b24sync.sync import links, references
 from b24sync.sync.cursor import Cursor
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class SyncSummary:
 
 
 ProgressCallback = Callable[[Progress], None]
+Work = Callable[[AsyncConnection[Any], Stream, RunCounts, int], Awaitable[None]]
 
 
 SCHEMA_CHANGES_SHOWN = 5
@@ -87,7 +90,17 @@ SYNC_LOCK_WAIT_SECONDS = 30
 TRANSIENT_ERRORS = (PortalServerError, RateLimited, OperationTimeLimit, psycopg.OperationalError)
 
 
-def _lock_key(entity: Entity) -> str:
+def _view_ddl(stream: Stream, columns: list[ColumnSpec]) -> list[sql.Composed]:
+    """The readable view of an object stream, with the tables its labels come from."""
+    statements = [
+        statement
+        for source in streams_of(Kind.REFERENCE)
+        for statement in declared.table_statements(source)
+    ]
+    return statements + views.enum_view_statements() + views.view_statements(stream, columns)
+
+
+def _lock_key(entity: Stream) -> str:
     return f"b24sync.sync.{entity.name}"
 
 
@@ -122,31 +135,47 @@ class SyncEngine:
 
     # --- public runs -----------------------------------------------------------------------
 
-    async def full(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
-        return await self._run(entity, "full", self._full, queued_id)
+    async def full(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
+        return await self.run_mode(entity, "full", queued_id)
 
-    async def incremental(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
-        return await self._run(entity, "incremental", self._incremental, queued_id)
+    async def incremental(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
+        return await self.run_mode(entity, "incremental", queued_id)
 
-    async def reconcile(self, entity: Entity, queued_id: int | None = None) -> SyncSummary:
-        return await self._run(entity, "reconcile", self._reconcile, queued_id)
+    async def reconcile(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
+        return await self.run_mode(entity, "reconcile", queued_id)
 
     async def run_mode(
-        self, entity: Entity, mode: str, queued_id: int | None = None
+        self, entity: Stream, mode: str, queued_id: int | None = None
     ) -> SyncSummary:
-        """``full``, ``incremental`` or ``reconcile`` by name (for jobs and the API)."""
-        runs_by_mode = {
-            "full": self.full,
-            "incremental": self.incremental,
-            "reconcile": self.reconcile,
-        }
-        return await runs_by_mode[mode](entity, queued_id)
+        """``full``, ``incremental`` or ``reconcile`` of any stream, by name (jobs, API, CLI).
 
-    async def by_ids(self, entity: Entity, ids: Sequence[int]) -> SyncSummary:
+        A reference list is always read whole; a child stream's reconcile is its full refresh.
+        """
+        work: dict[Kind, dict[str, Work]] = {
+            Kind.OBJECT: {
+                "full": self._full,
+                "incremental": self._incremental,
+                "reconcile": self._reconcile,
+            },
+            Kind.REFERENCE: dict.fromkeys(("full", "incremental", "reconcile"), self._snapshot),
+            Kind.CHILD: {
+                "full": self._children_full,
+                "incremental": self._children_incremental,
+                "reconcile": self._children_full,
+            },
+        }
+        return await self._run(entity, mode, work[entity.kind][mode], queued_id)
+
+    async def by_ids(self, entity: Stream, ids: Sequence[int]) -> SyncSummary:
+        """The named records of an object stream, or the rows of these parents of a child one."""
+
         async def work(
-            conn: AsyncConnection[Any], e: Entity, counts: RunCounts, run_id: int
+            conn: AsyncConnection[Any], e: Stream, counts: RunCounts, run_id: int
         ) -> None:
-            await self._by_ids(conn, e, counts, run_id, ids)
+            if e.kind is Kind.CHILD:
+                await links.refresh_parents(self.client, conn, e, ids, counts)
+            else:
+                await self._by_ids(conn, e, counts, run_id, ids)
 
         return await self._run(entity, "by_ids", work)
 
@@ -154,9 +183,9 @@ class SyncEngine:
 
     async def _run(
         self,
-        entity: Entity,
+        entity: Stream,
         mode: str,
-        work: Callable[[AsyncConnection[Any], Entity, RunCounts, int], Any],
+        work: Work,
         queued_id: int | None = None,
     ) -> SyncSummary:
         started = time.perf_counter()
@@ -227,7 +256,7 @@ class SyncEngine:
                 await asyncio.sleep(1.0)
 
     @asynccontextmanager
-    async def _lock(self, entity: Entity, wait_seconds: int = 0) -> AsyncIterator[None]:
+    async def _lock(self, entity: Stream, wait_seconds: int = 0) -> AsyncIterator[None]:
         """One sync per entity across every process sharing the database.
 
         A sync waits up to ``wait_seconds`` for the lock: under a steady stream of events an
@@ -239,17 +268,22 @@ class SyncEngine:
 
     async def running_entities(self, conn: AsyncConnection[Any]) -> set[str]:
         """The entities whose sync lock some session holds right now."""
-        keys = {_lock_key(e): e.name for e in ENTITIES.values()}
+        keys = {_lock_key(e): e.name for e in STREAMS.values()}
         return {keys[key] for key in await held_locks(conn, keys)}
 
-    async def sync_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+    async def sync_schema(self, conn: AsyncConnection[Any], entity: Stream) -> Schema:
         """Evolve the table to the portal's fields; return the columns and the select list."""
-        envelope = await self.client.call(entity.fields_method)
+        envelope = await self.client.call(entity.metadata_method)
         fields = envelope.get("result") or {}
-        async with conn.transaction():
+        async with conn.transaction():  # readers never see the view missing
+            await mirror.lock_ddl(conn)
             stored = await mirror.load_snapshot(conn, entity.name)
             plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.name)
+            if plan.changes:  # a column under a view cannot change its type
+                await conn.execute(views.drop_statement(entity))
             await mirror.apply_plan(conn, entity.name, plan)
+            if plan.changes or not await mirror.relation_exists(conn, views.view_name(entity)):
+                await mirror.run_ddl(conn, _view_ddl(entity, plan.active))
         if plan.changes:  # a new table brings dozens of columns: one line, the details at debug
             shown = ", ".join(plan.changes[:SCHEMA_CHANGES_SHOWN])
             more = len(plan.changes) - SCHEMA_CHANGES_SHOWN
@@ -268,7 +302,7 @@ class SyncEngine:
         self._schemas[entity.name] = schema
         return schema
 
-    async def recent_schema(self, conn: AsyncConnection[Any], entity: Entity) -> Schema:
+    async def recent_schema(self, conn: AsyncConnection[Any], entity: Stream) -> Schema:
         """The schema read in the last SCHEMA_REUSE_SECONDS, else a fresh one.
 
         Event application runs every second or so under load; a `fields` call each time would
@@ -287,7 +321,7 @@ class SyncEngine:
     async def _load(
         self,
         conn: AsyncConnection[Any],
-        entity: Entity,
+        entity: Stream,
         columns: list[ColumnSpec],
         page: ExportPage,
         counts: RunCounts,
@@ -309,7 +343,7 @@ class SyncEngine:
             self.on_progress(Progress(entity.name, mode, counts.fetched, counts.estimated_total))
 
     async def _full(
-        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
         schema = await self.sync_schema(conn, entity)
         state = await runs.read_state(conn, entity.name)
@@ -327,7 +361,7 @@ class SyncEngine:
         async for page in prefetched(
             export_records(
                 self.client,
-                entity.list_method,
+                entity.listing,
                 select=schema.select,
                 start_after=start_after,
                 commands_per_call=self.commands_per_call,
@@ -355,12 +389,12 @@ class SyncEngine:
                 conn,
                 entity.name,
                 full_checkpoint=None,
-                cursor=Cursor(entity.cursor_field, run_started).to_json(),
+                cursor=Cursor(entity.cursor, run_started).to_json(),
                 last_full_sync_at=datetime.now(UTC),
             )
 
     async def _incremental(
-        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
         state = await runs.read_state(conn, entity.name)
         cursor = Cursor.from_json(state["cursor"])
@@ -374,7 +408,7 @@ class SyncEngine:
         async for page in prefetched(
             export_records(
                 self.client,
-                entity.list_method,
+                entity.listing,
                 select=schema.select,
                 filter=cursor.filter(),
                 commands_per_call=self.commands_per_call,
@@ -386,20 +420,65 @@ class SyncEngine:
         await runs.write_state(
             conn,
             entity.name,
-            cursor=Cursor(entity.cursor_field, run_started, cursor.overlap_seconds).to_json(),
+            cursor=Cursor(entity.cursor, run_started, cursor.overlap_seconds).to_json(),
             last_incremental_sync_at=datetime.now(UTC),
         )
 
-    async def _all_ids(self, entity: Entity) -> list[int]:
+    async def _snapshot(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        await runs.relabel_run(conn, run_id, "full")  # a reference list is always read whole
+        await references.refresh(self.client, conn, entity, counts)
+        await runs.write_state(conn, entity.name, last_full_sync_at=datetime.now(UTC))
+
+    async def _children_full(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        await runs.relabel_run(conn, run_id, "full")
+        run_started = self._portal_now()
+        await links.refresh(
+            self.client, conn, entity, counts, commands_per_call=self.commands_per_call
+        )
+        await runs.write_state(
+            conn,
+            entity.name,
+            cursor=Cursor(entity.cursor, run_started).to_json(),
+            last_full_sync_at=datetime.now(UTC),
+        )
+
+    async def _children_incremental(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        cursor = Cursor.from_json((await runs.read_state(conn, entity.name))["cursor"])
+        if cursor is None:
+            await self._children_full(conn, entity, counts, run_id)
+            return
+        run_started = self._portal_now()
+        await links.refresh(
+            self.client,
+            conn,
+            entity,
+            counts,
+            filter=cursor.filter(),
+            commands_per_call=self.commands_per_call,
+        )
+        await runs.write_state(
+            conn,
+            entity.name,
+            cursor=Cursor(entity.cursor, run_started, cursor.overlap_seconds).to_json(),
+            last_incremental_sync_at=datetime.now(UTC),
+        )
+
+    async def _all_ids(self, entity: Stream) -> list[int]:
         ids: list[int] = []
         async for page in export_records(
-            self.client, entity.list_method, select=["ID"], commands_per_call=self.commands_per_call
+            self.client, entity.listing, select=["ID"], commands_per_call=self.commands_per_call
         ):
             ids.extend(int(r["ID"]) for r in page.records)
         return ids
 
     async def _reconcile(
-        self, conn: AsyncConnection[Any], entity: Entity, counts: RunCounts, run_id: int
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
         ids = await self._all_ids(entity)
         counts.fetched = len(ids)
@@ -408,7 +487,7 @@ class SyncEngine:
     async def _by_ids(
         self,
         conn: AsyncConnection[Any],
-        entity: Entity,
+        entity: Stream,
         counts: RunCounts,
         run_id: int,
         ids: Sequence[int],

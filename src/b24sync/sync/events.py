@@ -16,21 +16,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from b24sync.entities import ENTITIES
 from b24sync.errors import ForbiddenEvent, MalformedEvent
+from b24sync.streams import EVENT_NAMES, stream_for_event
 
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
 _MEMBER_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
 BIGINT_LIMIT = 2**63
-_EVENT_NAME = re.compile(
-    r"^ONCRM(?P<entity>DEAL|CONTACT|LEAD|COMPANY)(?P<action>ADD|UPDATE|DELETE)$"
-)
-
-CRM_EVENT_NAMES = tuple(
-    f"ONCRM{entity.upper()}{action}"
-    for entity in ENTITIES
-    for action in ("ADD", "UPDATE", "DELETE")
-)
 
 
 @dataclass(frozen=True)
@@ -57,19 +48,20 @@ def parse_event(form: Mapping[str, str]) -> CrmEvent:
     name = form.get("event", "").strip().upper()
     if not name:
         raise MalformedEvent("no 'event' field: this is not a Bitrix24 event")
-    match = _EVENT_NAME.fullmatch(name)
-    if match is None:
+    touched = stream_for_event(name)
+    if touched is None:
         raise MalformedEvent(
-            f"event {name[:60]!r} is not one b24sync handles; bind only: {', '.join(CRM_EVENT_NAMES)}"
+            f"event {name[:60]!r} is not one b24sync handles; bind only: {', '.join(EVENT_NAMES)}"
         )
+    stream, action = touched
     record_id = _bigint(form.get("data[FIELDS][ID]", ""))
     if record_id is None or record_id <= 0:
         raise MalformedEvent("data[FIELDS][ID] must be a positive integer record id")
     member_id = form.get("auth[member_id]", "")
     return CrmEvent(
         name=name,
-        entity=match.group("entity").lower(),
-        action=match.group("action").lower(),
+        entity=stream.name,
+        action=action.lower(),
         record_id=record_id,
         member_id=member_id if _MEMBER_ID.fullmatch(member_id) else "",
         ts=_bigint(form.get("ts", "")),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from b24sync.streams import STREAMS
+
 LANGUAGES = ("en", "ru")
 LANGUAGE_COOKIE = "b24sync_lang"
 
@@ -32,7 +34,7 @@ LABELS: dict[str, dict[str, str]] = {
     "full_sync": {"en": "Full sync", "ru": "Полная синхронизация"},
     "incremental_sync": {"en": "Incremental", "ru": "Инкрементальная"},
     "last_error": {"en": "Last error", "ru": "Последняя ошибка"},
-    "entity": {"en": "Entity", "ru": "Сущность"},
+    "entity": {"en": "Stream", "ru": "Сущность"},
     "type": {"en": "Type", "ru": "Тип"},
     "status": {"en": "Status", "ru": "Статус"},
     "started": {"en": "Started", "ru": "Начало"},
@@ -125,11 +127,7 @@ LABELS: dict[str, dict[str, str]] = {
     "phone": {"en": "Phone", "ru": "Телефон"},
     "company": {"en": "Company", "ru": "Компания"},
     "done": {"en": "Done", "ru": "Готово"},
-    "entity_deal": {"en": "Deals", "ru": "Сделки"},
-    "entity_contact": {"en": "Contacts", "ru": "Контакты"},
-    "entity_lead": {"en": "Leads", "ru": "Лиды"},
-    "entity_company": {"en": "Companies", "ru": "Компании"},
-}
+} | {f"entity_{stream.name}": dict(stream.titles) for stream in STREAMS.values()}
 
 
 def pick_language(cookie: str | None, accept_language: str | None) -> str:

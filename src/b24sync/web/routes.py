@@ -12,9 +12,9 @@ from fastapi.templating import Jinja2Templates
 
 from b24sync.api.auth import COOKIE_NAME, Authenticator, NotAuthenticated
 from b24sync.api.deps import bearer_token, service_of
-from b24sync.entities import ENTITIES, entity_named
 from b24sync.errors import UnknownEntity
 from b24sync.store.overview import column_map
+from b24sync.streams import STREAMS, stream_named
 from b24sync.web.i18n import LANGUAGE_COOKIE, LANGUAGES, pick_language, translator
 
 HERE = Path(__file__).parent
@@ -110,7 +110,7 @@ def web_router() -> APIRouter:
     async def runs(request: Request, entity: str = "", status: str = "") -> Response:
         if not await _signed_in(request):
             return RedirectResponse("/login", status_code=303)
-        entity_filter = entity if entity in ENTITIES else None
+        entity_filter = entity if entity in STREAMS else None
         found, total = await service_of(request).runs(
             limit=100, offset=0, entity=entity_filter, status=status or None
         )
@@ -122,7 +122,7 @@ def web_router() -> APIRouter:
             chart=_chart(found[:CHART_RUNS]),
             entity=entity_filter or "",
             status=status,
-            entities=list(ENTITIES),
+            entities=list(STREAMS),
             statuses=["queued", "running", "success", "failed", "interrupted", "skipped"],
         )
 
@@ -144,11 +144,11 @@ def web_router() -> APIRouter:
         if not await _signed_in(request):
             return RedirectResponse("/login", status_code=303)
         try:
-            chosen = entity_named(entity)
+            chosen = stream_named(entity)
         except UnknownEntity:
-            chosen = ENTITIES["deal"]
+            chosen = STREAMS["deal"]
         columns = await column_map(service_of(request).database_url, chosen)
-        return _render(request, "schema", columns=columns, entity=chosen, entities=list(ENTITIES))
+        return _render(request, "schema", columns=columns, entity=chosen, entities=list(STREAMS))
 
     @router.get("/testdata", response_class=HTMLResponse)
     async def testdata(request: Request) -> Response:

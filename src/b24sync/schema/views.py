@@ -1,0 +1,182 @@
+"""Readable views, the layer BI tools point at. Pure: builds SQL, runs nothing.
+
+One view per object stream, ``v_<table>``: live rows only (``_deleted_at IS NULL``) and, right
+after every code column, its label, looked up in the reference tables by the field's Bitrix24
+type: stages and statuses (``crm_status``, per pipeline for deal stages), pipelines
+(``crm_category``), users (``b24_user``), currencies (``crm_currency``), list values of
+enumeration fields (``crm_enum_value``); a money field also gets its currency. Labels are
+scalar subqueries, so a label renamed on the portal shows at the next reference refresh without
+rebuilding anything; the view itself is rebuilt whenever its table evolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from b24sync.schema.identifiers import ident
+from b24sync.schema.planner import ColumnSpec
+from b24sync.streams import Stream
+
+SCHEMA = "bitrix24"
+ENUM_VIEW = "crm_enum_value"
+USER_TYPES = frozenset({"user", "employee"})
+
+
+def view_name(stream: Stream) -> str:
+    return f"v_{stream.table}"
+
+
+def drop_statement(stream: Stream) -> sql.Composed:
+    return sql.SQL("DROP VIEW IF EXISTS {}").format(ident(SCHEMA, view_name(stream)))
+
+
+def enum_view_statements() -> list[sql.Composed]:
+    """``crm_enum_value``: the items of every enumeration field, from the fields metadata the
+    object syncs store anyway (no call of its own)."""
+    return [
+        sql.SQL(
+            "CREATE OR REPLACE VIEW {} AS SELECT fs.entity, fs.field_name, fs.column_name, "
+            "i->>'ID' AS value_id, i->>'VALUE' AS value, "
+            "CASE WHEN i->>'SORT' ~ '^[0-9]{{1,9}}$' THEN (i->>'SORT')::int END AS sort "
+            "FROM b24sync.field_snapshots fs CROSS JOIN LATERAL jsonb_array_elements("
+            "CASE WHEN jsonb_typeof(fs.definition->'items') = 'array' "
+            "THEN fs.definition->'items' ELSE '[]'::jsonb END) AS i "
+            "WHERE fs.bitrix_type = 'enumeration'"
+        ).format(ident(SCHEMA, ENUM_VIEW)),
+        sql.SQL("COMMENT ON VIEW {} IS {}").format(
+            ident(SCHEMA, ENUM_VIEW),
+            sql.Literal("Values of list (enumeration) fields: entity, field, value id, label"),
+        ),
+    ]
+
+
+def _same(column: sql.Composable, key: sql.Composable, pg_type: str, key_type: str) -> sql.Composed:
+    """``key = column``, typed when the types agree (an index lookup), else as text."""
+    if pg_type == key_type:
+        return sql.SQL("{} = t.{}").format(key, column)
+    return sql.SQL("{}::text = t.{}::text").format(key, column)
+
+
+def _user_label(spec: ColumnSpec) -> sql.Composed:
+    column = ident(spec.column_name)
+    full_name = sql.SQL("nullif(concat_ws(' ', u.name, u.last_name), '')")
+    if spec.is_multiple:
+        return sql.SQL(
+            "(SELECT string_agg({name}, ', ' ORDER BY v.n) FROM "
+            "jsonb_array_elements_text(CASE WHEN jsonb_typeof(t.{col}) = 'array' THEN t.{col} "
+            "ELSE '[]'::jsonb END) WITH ORDINALITY AS v(id, n) "
+            "JOIN {users} u ON u.id::text = v.id)"
+        ).format(name=full_name, col=column, users=ident(SCHEMA, "b24_user"))
+    return sql.SQL("(SELECT {} FROM {} u WHERE {})").format(
+        full_name, ident(SCHEMA, "b24_user"), _same(column, sql.SQL("u.id"), spec.pg_type, "bigint")
+    )
+
+
+def _enum_label(stream: Stream, spec: ColumnSpec) -> sql.Composed:
+    column = ident(spec.column_name)
+    where = sql.SQL("e.entity = {} AND e.field_name = {}").format(
+        sql.Literal(stream.name), sql.Literal(spec.field_name)
+    )
+    if spec.is_multiple:
+        return sql.SQL(
+            "(SELECT string_agg(e.value, ', ' ORDER BY v.n) FROM "
+            "jsonb_array_elements_text(CASE WHEN jsonb_typeof(t.{col}) = 'array' THEN t.{col} "
+            "ELSE '[]'::jsonb END) WITH ORDINALITY AS v(id, n) "
+            "JOIN {enum} e ON {where} AND e.value_id = v.id)"
+        ).format(col=column, enum=ident(SCHEMA, ENUM_VIEW), where=where)
+    return sql.SQL("(SELECT e.value FROM {} e WHERE {} AND e.value_id = t.{}::text)").format(
+        ident(SCHEMA, ENUM_VIEW), where, column
+    )
+
+
+def _status_label(spec: ColumnSpec, columns: set[str]) -> sql.Composed | None:
+    status_type = spec.definition.get("statusType")
+    if not isinstance(status_type, str) or not status_type:
+        return None
+    entity_id: sql.Composable = sql.Literal(status_type)
+    if status_type == "DEAL_STAGE" and "category_id" in columns:  # stages are per pipeline
+        entity_id = sql.SQL(
+            "CASE WHEN coalesce(t.category_id::text, '0') = '0' THEN 'DEAL_STAGE' "
+            "ELSE 'DEAL_STAGE_' || t.category_id::text END"
+        )
+    return sql.SQL("(SELECT s.name FROM {} s WHERE s.entity_id = {} AND {})").format(
+        ident(SCHEMA, "crm_status"),
+        entity_id,
+        _same(ident(spec.column_name), sql.SQL("s.status_id"), spec.pg_type, "text"),
+    )
+
+
+def label(stream: Stream, spec: ColumnSpec, columns: set[str]) -> sql.Composed | None:
+    """The expression naming a code column's value, or None for a column that needs none."""
+    column = ident(spec.column_name)
+    kind = spec.bitrix_type
+    if kind == "crm_status":
+        return _status_label(spec, columns)
+    if kind == "crm_category" and stream.entity_type_id is not None:
+        return sql.SQL("(SELECT c.name FROM {} c WHERE c.entity_type_id = {} AND {})").format(
+            ident(SCHEMA, "crm_category"),
+            sql.Literal(stream.entity_type_id),
+            _same(column, sql.SQL("c.id"), spec.pg_type, "bigint"),
+        )
+    if kind in USER_TYPES:
+        return _user_label(spec)
+    if kind == "crm_currency":
+        return sql.SQL("(SELECT c.full_name FROM {} c WHERE {})").format(
+            ident(SCHEMA, "crm_currency"),
+            _same(column, sql.SQL("c.currency"), spec.pg_type, "text"),
+        )
+    if kind == "enumeration":
+        return _enum_label(stream, spec)
+    return None
+
+
+def label_column(column: str, taken: set[str], suffix: str = "name") -> str:
+    """``stage_id`` -> ``stage_name``, ``uf_crm_7`` -> ``uf_crm_7_name``; never a taken name."""
+    base = column.removesuffix("_id") if column.endswith("_id") else column
+    name = f"{base}_{suffix}"
+    return name if name not in taken else f"{column}_{suffix}_label"
+
+
+def view_statements(stream: Stream, columns: Sequence[ColumnSpec]) -> list[sql.Composed]:
+    """Drop and create ``v_<table>`` with its column comments (inside the caller's transaction:
+    readers never see it missing)."""
+    target = ident(SCHEMA, view_name(stream))
+    names = {c.column_name for c in columns} | {"id"}
+    taken = set(names)
+    select: list[sql.Composable] = [sql.SQL("t.id")]
+    comments: list[tuple[str, str]] = [("id", "ID")]
+    for spec in columns:
+        select.append(sql.SQL("t.{}").format(ident(spec.column_name)))
+        comments.append((spec.column_name, f"{spec.title} ({spec.field_name})"))
+        expression = label(stream, spec, names)
+        if expression is not None:
+            name = label_column(spec.column_name, taken)
+            taken.add(name)
+            select.append(sql.SQL("{} AS {}").format(expression, ident(name)))
+            comments.append((name, f"{spec.title}: name ({spec.field_name})"))
+        if spec.bitrix_type == "money":
+            name = label_column(spec.column_name, taken, "currency")
+            taken.add(name)
+            select.append(
+                sql.SQL("nullif(split_part(t._raw->>{}, '|', 2), '') AS {}").format(
+                    sql.Literal(spec.field_name), ident(name)
+                )
+            )
+            comments.append((name, f"{spec.title}: currency ({spec.field_name})"))
+    statements = [
+        drop_statement(stream),
+        sql.SQL("CREATE VIEW {} AS SELECT {} FROM {} t WHERE t._deleted_at IS NULL").format(
+            target, sql.SQL(", ").join(select), ident(SCHEMA, stream.table)
+        ),
+        sql.SQL("COMMENT ON VIEW {} IS {}").format(
+            target,
+            sql.Literal(f"Bitrix24 {stream.title}: live rows, codes with their labels (b24sync)"),
+        ),
+    ]
+    statements += [
+        sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(target, ident(name), sql.Literal(text))
+        for name, text in comments
+    ]
+    return statements

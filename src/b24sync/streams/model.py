@@ -1,0 +1,81 @@
+"""What a stream declaration says: where its records come from and how it is refreshed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from b24sync.bitrix.export import ListMethod
+
+
+class Kind(StrEnum):
+    """How a stream is refreshed."""
+
+    OBJECT = "object"  # keyset export by ID, incremental by cursor, events, reconcile
+    REFERENCE = "reference"  # the whole list, replaced in one transaction
+    CHILD = "child"  # rows per parent record, refreshed with the parents that changed
+
+
+@dataclass(frozen=True)
+class Column:
+    """A declared column of a reference or child table: a field and its Bitrix24 type."""
+
+    field: str
+    bitrix_type: str
+    name: str = ""  # the column name; empty: the field name in lower case
+    multiple: bool = False
+
+    @property
+    def column(self) -> str:
+        return self.name or self.field.lower()
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One Bitrix24 dataset mirrored into one table.
+
+    Object streams take their columns from the ``fields_method`` metadata; reference and child
+    streams declare theirs (``columns``), keyed by ``key``.
+    """
+
+    name: str
+    table: str
+    kind: Kind
+    titles: Mapping[str, str]  # language -> title, for the dashboard and table comments
+    list_method: str
+    fields_method: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)  # fixed parameters of every call
+    id_field: str = "ID"
+    cursor_field: str | None = "DATE_MODIFY"
+    records_at: str | None = None  # the key under `result` that holds the records
+    entity_type_id: int | None = None  # crm.item.* / crm.category.list type of an object
+    events: tuple[str, ...] = ()  # the portal events that change this stream's records
+    columns: tuple[Column, ...] = ()
+    key: tuple[str, ...] = ()  # columns that identify a row of a reference or child table
+    parent: str | None = None  # a child stream's parent stream
+    select: tuple[str, ...] = ()  # fixed select of reference and child streams
+
+    @property
+    def title(self) -> str:
+        return self.titles["en"]
+
+    @property
+    def listing(self) -> ListMethod:
+        """The list method with its fixed parameters and the shape of its answer."""
+        return ListMethod(self.list_method, self.params, self.id_field, self.records_at)
+
+    @property
+    def metadata_method(self) -> str:
+        """The ``fields`` method of a stream that has one (object streams)."""
+        if self.fields_method is None:
+            raise TypeError(f"stream {self.name} has no fields method")
+        return self.fields_method
+
+    @property
+    def cursor(self) -> str:
+        """The cursor field of a stream that is read incrementally."""
+        if self.cursor_field is None:
+            raise TypeError(f"stream {self.name} has no cursor field")
+        return self.cursor_field
