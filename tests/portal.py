@@ -23,7 +23,7 @@ from b24sync.bitrix.auth import PortalAuth, WebhookAuth
 from b24sync.bitrix.client import BitrixClient, RetryPolicy
 from b24sync.bitrix.limiter import BucketRule, LeakyBucket
 from b24sync.config import Settings, WebhookUrl
-from b24sync.jobs import build_job_app, run_worker
+from b24sync.runtime.jobs import build_job_app, run_worker
 from b24sync.service import SyncService
 from b24sync.sync.engine import SyncEngine
 

@@ -3,7 +3,7 @@ without the application token, and a well-formed event is stored as its (entity,
 
 The stack is in-process (b24emu, the service, the FastAPI app over httpx's ASGI transport) on a
 real PostgreSQL. Each example's expected answer comes from an oracle written from the receiver's
-contract (README, Events; src/b24sync/sync/events.py's docstring): form-encoded, at most 64 KiB
+contract (README, Events; src/b24sync/bitrix/events.py's docstring): form-encoded, at most 64 KiB
 and 100 fields, UTF-8, the token checked, one of the 12 CRM events, an ID of 1-19 ASCII digits
 below 2**63. Where a body has several faults, any one of their answers is accepted: the order of
 the checks is the receiver's business. ``B24SYNC_FUZZ_EXAMPLES`` raises the number of bodies

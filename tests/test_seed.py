@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from b24emu import Emulator, seed_portal
-from b24sync.seed import GENERATED_ONLY_NOTE, LOCK_KEY, ORIGINATOR, creation_plan
+from b24sync.service.testdata import GENERATED_ONLY_NOTE, LOCK_KEY, ORIGINATOR, creation_plan
 from tests.portal import TOKEN, Stack, service_stack
 
 

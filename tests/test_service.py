@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from b24emu import Emulator, seed_portal
-from b24sync.jobs import requeue_stalled_jobs, run_worker
+from b24sync.runtime.jobs import requeue_stalled_jobs, run_worker
 from b24sync.streams import STREAMS, stream_named
 from tests.portal import (
     API_KEY,

@@ -26,12 +26,12 @@ from b24sync.errors import (
     UnknownEntity,
     UnsafeHandlerUrl,
 )
-from b24sync.event_intake import HANDLER_PATH
 from b24sync.logs import configure_logging
 from b24sync.redaction import redact
 from b24sync.runtime import portal_client, sync_engine, sync_service
-from b24sync.seed import SeedBusy, SeedReport, TestData
 from b24sync.service import SyncService
+from b24sync.service.events import HANDLER_PATH
+from b24sync.service.testdata import SeedBusy, SeedReport, TestData
 from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
@@ -203,7 +203,7 @@ def _serve(
     port: int,
     on_ready: Callable[[SyncService], None] | None = None,
 ) -> None:
-    from b24sync.serving import PortTaken, serve_forever
+    from b24sync.runtime.serving import PortTaken, serve_forever
 
     try:
         asyncio.run(serve_forever(settings, url, host=host, port=port, on_ready=on_ready))

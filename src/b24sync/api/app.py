@@ -31,8 +31,8 @@ from b24sync.errors import (
     UnknownEntity,
     UnsafeHandlerUrl,
 )
-from b24sync.seed import SeedBusy
 from b24sync.service import SyncService
+from b24sync.service.testdata import SeedBusy
 from b24sync.streams import STREAMS
 from b24sync.web.routes import mount_static, web_router
 

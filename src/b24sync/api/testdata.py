@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 from b24sync.api.auth import Authenticator, NotAuthenticated, Principal
 from b24sync.api.deps import bearer_token, service_of
 from b24sync.errors import B24SyncError
-from b24sync.seed import BUSY_MESSAGE, ProgressCallback, SeedBusy, SeedReport
+from b24sync.service.testdata import BUSY_MESSAGE, ProgressCallback, SeedBusy, SeedReport
 
 Count = Annotated[int, Query(ge=1, le=5000, description="companies and contacts to create")]
 Everything = Annotated[

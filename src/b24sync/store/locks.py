@@ -1,6 +1,6 @@
 """PostgreSQL advisory locks: one operation at a time across every process sharing the database.
 
-Keys are text (``b24sync.sync.deal``, ``b24sync.seed``), hashed with ``hashtext``; a session
+Keys are text (``b24sync.sync.deal``, ``b24sync.service.testdata``), hashed with ``hashtext``; a session
 lock lives as long as its connection, so a crashed process never leaves one behind.
 """
 

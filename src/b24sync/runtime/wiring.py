@@ -12,7 +12,7 @@ from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.limiter import BucketRule
 from b24sync.config import Settings
 from b24sync.errors import ConfigurationError
-from b24sync.jobs import build_job_app
+from b24sync.runtime.jobs import build_job_app
 from b24sync.service import SyncService
 from b24sync.store.app_tokens import PgTokenStore
 from b24sync.store.portal_claim import claim_portal

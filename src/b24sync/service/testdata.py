@@ -21,7 +21,7 @@ from b24sync.errors import B24SyncError
 from b24sync.store.locks import held_locks, session_lock
 
 ORIGINATOR = "b24sync-seed"
-LOCK_KEY = "b24sync.seed"
+LOCK_KEY = "b24sync.service.testdata"
 # The original tool's words first (its README quotes them), then ours.
 BUSY_MESSAGE = (
     "busy: Сервис занят, попробуйте позже (another create or clear of test data is running; "

@@ -16,8 +16,8 @@ import uvicorn
 
 from b24sync.api.app import create_app
 from b24sync.config import Settings
-from b24sync.jobs import run_worker
 from b24sync.runtime import sync_service
+from b24sync.runtime.jobs import run_worker
 from b24sync.service import SyncService
 
 log = logging.getLogger(__name__)

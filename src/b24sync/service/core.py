@@ -20,7 +20,6 @@ from typing import Any
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 
-from b24sync.application import LocalApplication
 from b24sync.bitrix.client import BitrixClient
 from b24sync.config import Settings
 from b24sync.errors import (
@@ -28,8 +27,9 @@ from b24sync.errors import (
     SyncAlreadyRunning,
     TransientSyncFailure,
 )
-from b24sync.event_intake import EventIntake
-from b24sync.seed import TestData
+from b24sync.service.application import LocalApplication
+from b24sync.service.events import EventIntake
+from b24sync.service.testdata import TestData
 from b24sync.store import inbox, runs, schedule
 from b24sync.store.database import PooledDatabase, libpq_url
 from b24sync.store.overview import entity_status

@@ -17,10 +17,15 @@ from urllib.parse import urlsplit
 
 from psycopg import AsyncConnection
 
-from b24sync.application import LocalApplication
 from b24sync.bitrix.auth import AppAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.encoding import encode_params
+from b24sync.bitrix.events import (
+    CrmEvent,
+    offline_event,
+    parse_event,
+    verify_token,
+)
 from b24sync.config import Settings
 from b24sync.errors import (
     BitrixError,
@@ -29,16 +34,11 @@ from b24sync.errors import (
     TransientSyncFailure,
     UnsafeHandlerUrl,
 )
+from b24sync.service.application import LocalApplication
 from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.database import PooledDatabase
 from b24sync.streams import EVENT_NAMES, STREAMS, children_of, stream_named
 from b24sync.sync.engine import SyncEngine
-from b24sync.sync.events import (
-    CrmEvent,
-    offline_event,
-    parse_event,
-    verify_token,
-)
 
 log = logging.getLogger(__name__)
 
