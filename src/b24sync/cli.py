@@ -35,6 +35,7 @@ from b24sync.service.testdata import SeedBusy, SeedReport, TestData
 from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
+from b24sync.store.runs import RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, stream_named, streams_of
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
@@ -271,7 +272,7 @@ def sync(
             f"upserted {summary.upserted}, deleted {summary.deleted}, "
             f"{summary.api_calls} API calls, {summary.seconds:.1f} s"
         )
-    if summary.status != "success":
+    if summary.status != RunStatus.SUCCESS:
         console.print(f"[red]{summary.error}[/red]")
         raise typer.Exit(1)
 

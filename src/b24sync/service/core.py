@@ -33,7 +33,7 @@ from b24sync.service.testdata import TestData
 from b24sync.store import inbox, runs, schedule
 from b24sync.store.database import PooledDatabase, libpq_url
 from b24sync.store.overview import entity_status
-from b24sync.store.runs import RunCounts
+from b24sync.store.runs import RunCounts, RunMode, RunStatus
 from b24sync.streams import STREAMS, stream_named
 from b24sync.sync.engine import SyncEngine, SyncSummary
 
@@ -108,7 +108,7 @@ class SyncService:
             summary = await self.engine.run_mode(entity, mode, run_id)
         except SyncAlreadyRunning as exc:
             async with self.db.connection() as conn:
-                await runs.finish_run(conn, run_id, RunCounts(), "skipped", str(exc))
+                await runs.finish_run(conn, run_id, RunCounts(), RunStatus.SKIPPED, str(exc))
             return None
         if summary.transient:
             raise TransientSyncFailure(summary.error or "transient failure")
@@ -137,7 +137,8 @@ class SyncService:
                 checks.get(name), now, self.settings.sync_reconcile_hours
             )
             try:
-                await self.request_sync(name, "reconcile" if reconcile else "incremental")
+                mode = RunMode.RECONCILE if reconcile else RunMode.INCREMENTAL
+                await self.request_sync(name, mode)
             except SyncAlreadyRunning:
                 continue
             queued.append(name)

@@ -37,6 +37,7 @@ from b24sync.errors import (
 from b24sync.service.application import LocalApplication
 from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.database import PooledDatabase
+from b24sync.store.runs import RunMode, RunStatus
 from b24sync.streams import EVENT_NAMES, STREAMS, children_of, stream_named
 from b24sync.sync.engine import SyncEngine
 
@@ -148,11 +149,11 @@ class EventIntake:
             stream = stream_named(name)
             record_ids = [p.record_id for p in pending]
             summary = await self.engine.by_ids(stream, record_ids)
-            if summary.status != "success":
+            if summary.status != RunStatus.SUCCESS:
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
             for child in children:  # the links of the changed records
                 linked = await self.engine.by_ids(child, record_ids)
-                if linked.status != "success":
+                if linked.status != RunStatus.SUCCESS:
                     raise TransientSyncFailure(linked.error or "link refresh failed")
             await inbox.mark_processed(conn, ids)
         return len(ids)
@@ -167,7 +168,7 @@ class EventIntake:
         pace holds across workers. ``calls`` is what one application costs (records and links).
         """
         interval = calls / (self.settings.bitrix_rate * self.settings.events_budget_share)
-        since = await runs.seconds_since_last(conn, "by_ids")
+        since = await runs.seconds_since_last(conn, RunMode.BY_IDS)
         if since is not None and since < interval:
             await asyncio.sleep(interval - since)
 

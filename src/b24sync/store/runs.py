@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
+
+
+class RunMode(StrEnum):
+    """What a run does (the run log's ``sync_type``)."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    RECONCILE = "reconcile"
+    BY_IDS = "by_ids"  # the records (or parents) named by events
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died; the next run of the entity says so
+    SKIPPED = "skipped"  # queued while the same entity was syncing
 
 
 @dataclass

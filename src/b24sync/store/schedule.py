@@ -8,6 +8,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from b24sync.store.runs import RunMode
+
 
 @dataclass(frozen=True)
 class EntitySchedule:
@@ -60,13 +62,13 @@ async def last_starts(
 
 async def last_scheduled_starts(conn: AsyncConnection[Any]) -> dict[str, datetime]:
     """When each entity's last full or incremental run started (queued ones included)."""
-    return await last_starts(conn, ("full", "incremental"))
+    return await last_starts(conn, (RunMode.FULL, RunMode.INCREMENTAL))
 
 
 async def last_deletion_checks(conn: AsyncConnection[Any]) -> dict[str, datetime]:
     """When each entity's portal IDs were last compared with the mirror: a successful full or
     reconcile run (incremental runs cannot see deletions)."""
-    return await last_starts(conn, ("full", "reconcile"), successful=True)
+    return await last_starts(conn, (RunMode.FULL, RunMode.RECONCILE), successful=True)
 
 
 def reconcile_due(last_check: datetime | None, now: datetime, every_hours: int) -> bool:

@@ -32,7 +32,7 @@ from b24sync.store import declared, mirror, runs
 from b24sync.store.database import libpq_url
 from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.portal_claim import claim_portal
-from b24sync.store.runs import RunCounts
+from b24sync.store.runs import RunCounts, RunMode, RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, streams_of
 from b24sync.sync import links, references
 from b24sync.sync.cursor import Cursor
@@ -136,13 +136,13 @@ class SyncEngine:
     # --- public runs -----------------------------------------------------------------------
 
     async def full(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
-        return await self.run_mode(entity, "full", queued_id)
+        return await self.run_mode(entity, RunMode.FULL, queued_id)
 
     async def incremental(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
-        return await self.run_mode(entity, "incremental", queued_id)
+        return await self.run_mode(entity, RunMode.INCREMENTAL, queued_id)
 
     async def reconcile(self, entity: Stream, queued_id: int | None = None) -> SyncSummary:
-        return await self.run_mode(entity, "reconcile", queued_id)
+        return await self.run_mode(entity, RunMode.RECONCILE, queued_id)
 
     async def run_mode(
         self, entity: Stream, mode: str, queued_id: int | None = None
@@ -153,15 +153,17 @@ class SyncEngine:
         """
         work: dict[Kind, dict[str, Work]] = {
             Kind.OBJECT: {
-                "full": self._full,
-                "incremental": self._incremental,
-                "reconcile": self._reconcile,
+                RunMode.FULL: self._full,
+                RunMode.INCREMENTAL: self._incremental,
+                RunMode.RECONCILE: self._reconcile,
             },
-            Kind.REFERENCE: dict.fromkeys(("full", "incremental", "reconcile"), self._snapshot),
+            Kind.REFERENCE: dict.fromkeys(
+                (RunMode.FULL, RunMode.INCREMENTAL, RunMode.RECONCILE), self._snapshot
+            ),
             Kind.CHILD: {
-                "full": self._children_full,
-                "incremental": self._children_incremental,
-                "reconcile": self._children_full,
+                RunMode.FULL: self._children_full,
+                RunMode.INCREMENTAL: self._children_incremental,
+                RunMode.RECONCILE: self._children_full,
             },
         }
         return await self._run(entity, mode, work[entity.kind][mode], queued_id)
@@ -177,7 +179,7 @@ class SyncEngine:
             else:
                 await self._by_ids(conn, e, counts, run_id, ids)
 
-        return await self._run(entity, "by_ids", work)
+        return await self._run(entity, RunMode.BY_IDS, work)
 
     # --- the frame every run shares ----------------------------------------------------------
 
@@ -193,17 +195,19 @@ class SyncEngine:
         commands_before = self.client.counters.commands
         counts = RunCounts()
         async with (
-            self._lock(entity, wait_seconds=0 if mode == "by_ids" else self.lock_wait_seconds),
+            self._lock(
+                entity, wait_seconds=0 if mode == RunMode.BY_IDS else self.lock_wait_seconds
+            ),
             await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
         ):
             await claim_portal(conn, self.client.auth.portal)
             await runs.close_interrupted_runs(conn, entity.name)
             run_id = await runs.start_run(conn, entity.name, mode, queued_id)
-            status, error, transient = "success", None, False
+            status, error, transient = RunStatus.SUCCESS, None, False
             try:
                 await work(conn, entity, counts, run_id)
             except Exception as exc:  # the run log must say why, whatever failed
-                status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
+                status, error = RunStatus.FAILED, redact(f"{type(exc).__name__}: {exc}")
                 transient = isinstance(exc, TRANSIENT_ERRORS)
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
             counts.api_calls = self.client.counters.http_calls - calls_before
@@ -373,7 +377,7 @@ class SyncEngine:
                 schema.columns,
                 page,
                 counts,
-                "full",
+                RunMode.FULL,
                 run_id,
                 {
                     "last_id": page.watermark,
@@ -400,7 +404,7 @@ class SyncEngine:
         cursor = Cursor.from_json(state["cursor"])
         if cursor is None:
             log.info("no cursor for %s yet: running a full sync instead", entity.name)
-            await runs.relabel_run(conn, run_id, "full")  # the run log says what ran
+            await runs.relabel_run(conn, run_id, RunMode.FULL)  # the run log says what ran
             await self._full(conn, entity, counts, run_id)
             return
         schema = await self.sync_schema(conn, entity)
@@ -415,7 +419,7 @@ class SyncEngine:
             )
         ):
             await self._load(
-                conn, entity, schema.columns, page, counts, "incremental", run_id, None
+                conn, entity, schema.columns, page, counts, RunMode.INCREMENTAL, run_id, None
             )
         await runs.write_state(
             conn,
@@ -427,14 +431,14 @@ class SyncEngine:
     async def _snapshot(
         self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
-        await runs.relabel_run(conn, run_id, "full")  # a reference list is always read whole
+        await runs.relabel_run(conn, run_id, RunMode.FULL)  # a reference list is always read whole
         await references.refresh(self.client, conn, entity, counts)
         await runs.write_state(conn, entity.name, last_full_sync_at=datetime.now(UTC))
 
     async def _children_full(
         self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
     ) -> None:
-        await runs.relabel_run(conn, run_id, "full")
+        await runs.relabel_run(conn, run_id, RunMode.FULL)
         run_started = self._portal_now()
         await links.refresh(
             self.client, conn, entity, counts, commands_per_call=self.commands_per_call
@@ -508,7 +512,7 @@ class SyncEngine:
         if schema.lacks_any(records):
             schema = await self.sync_schema(conn, entity)
         page = ExportPage(records, 0, len(records))
-        await self._load(conn, entity, schema.columns, page, counts, "by_ids", run_id, None)
+        await self._load(conn, entity, schema.columns, page, counts, RunMode.BY_IDS, run_id, None)
         found = {int(r["ID"]) for r in records}
         async with conn.transaction():
             counts.deleted += await mirror.mark_deleted(

@@ -14,6 +14,7 @@ from b24sync.api.auth import COOKIE_NAME, Authenticator, NotAuthenticated
 from b24sync.api.deps import bearer_token, service_of
 from b24sync.errors import UnknownEntity
 from b24sync.store.overview import column_map
+from b24sync.store.runs import RunStatus
 from b24sync.streams import STREAMS, stream_named
 from b24sync.web.i18n import LANGUAGE_COOKIE, LANGUAGES, pick_language, translator
 
@@ -123,7 +124,7 @@ def web_router() -> APIRouter:
             entity=entity_filter or "",
             status=status,
             entities=list(STREAMS),
-            statuses=["queued", "running", "success", "failed", "interrupted", "skipped"],
+            statuses=list(RunStatus),
         )
 
     @router.get("/schedules", response_class=HTMLResponse)
