@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit install clean emulator bench drills
+.PHONY: run test lint typecheck unit install clean emulator bench screenshots drills
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ drills: $(STAMP)
 	$(BIN)/ruff format --check drills
 	$(BIN)/mypy --strict drills
 	$(BIN)/python -m pytest drills -v -s
+
+## screenshots: the browser test, writing its pictures of every page to docs/screenshots/
+screenshots: $(STAMP)
+	B24SYNC_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_dashboard.py
 
 emulator: $(VENV)/.installed
 	$(BIN)/b24sync emulator --port 8800 --deals 5000 --contacts 3000 --companies 1000 --leads 2000

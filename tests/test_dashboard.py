@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Playwright driving Debian's chromium against `b24sync serve`.
 
-Screenshots of every page land in docs/screenshots/ (linked from the README).
+Screenshots of every page land in a temporary directory, or in docs/screenshots/ (linked from
+the README) with ``make screenshots``, so ``make test`` leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,9 @@ import pytest
 from b24emu.server import free_port
 from tests.portal import API_KEY, process, running_portal, service_env, wait_healthy
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("B24SYNC_SCREENSHOTS") or tempfile.mkdtemp(prefix="b24sync-shots-")
+)
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [
     "--no-sandbox",
