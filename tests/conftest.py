@@ -6,15 +6,19 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
 
+from b24emu import Emulator, create_app
+from b24sync.bitrix.client import BitrixClient
 from b24sync.store.migrate import migrate
+from tests.portal import fast_client
 
 TEMPLATE = "b24sync_test_template"
 _counter = itertools.count()
@@ -87,3 +91,11 @@ def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
 def empty_database_url(pg_server_url: str) -> Iterator[str]:
     """A real database with nothing in it (not even the service tables)."""
     yield from _fresh_database(pg_server_url, "template0")
+
+
+@pytest.fixture
+async def client(emu: Emulator) -> AsyncIterator[BitrixClient]:
+    """A limit-free client of the test module's ``emu`` portal, through the ASGI transport."""
+    transport = httpx.ASGITransport(app=create_app(emu))
+    async with httpx.AsyncClient(transport=transport, timeout=30) as http:
+        yield fast_client(http)

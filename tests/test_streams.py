@@ -3,19 +3,17 @@ b24emu (in-process ASGI) -> client -> engine -> PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from b24emu import Emulator, create_app, seed_portal
+from b24emu import Emulator, seed_portal
 from b24sync.bitrix.client import BitrixClient
 from b24sync.streams import STREAMS, Kind, streams_of
 from b24sync.sync.engine import SyncEngine
-from tests.portal import TOKEN, fast_client
+from tests.portal import TOKEN
 
 # The README's three analyst queries ("For analysts"); the tests run them as written.
 FUNNEL = """
@@ -48,13 +46,6 @@ def emu() -> Emulator:
     emulator = Emulator(webhook_token=TOKEN)
     seed_portal(emulator.portal, {"company": 40, "contact": 120, "lead": 60, "deal": 600})
     return emulator
-
-
-@pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[BitrixClient]:
-    transport = httpx.ASGITransport(app=create_app(emu))
-    async with httpx.AsyncClient(transport=transport, timeout=30) as http:
-        yield fast_client(http)
 
 
 @pytest.fixture

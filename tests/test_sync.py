@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,13 +23,6 @@ from tests.portal import TOKEN, fast_client
 @pytest.fixture
 def emu() -> Emulator:
     return Emulator(webhook_token=TOKEN)
-
-
-@pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[BitrixClient]:
-    transport = httpx.ASGITransport(app=create_app(emu))
-    async with httpx.AsyncClient(transport=transport, timeout=30) as http:
-        yield fast_client(http)
 
 
 @pytest.fixture
