@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from b24emu import Emulator
+from b24emu.methods import UNLISTED
 
 EXAMPLES_KEPT = 5
 
@@ -44,9 +45,14 @@ class MirrorDiff:
 
 
 def portal_records(emu: Emulator, entity: str) -> dict[int, Any]:
-    """The portal's records as JSON values, the same shape as a row's ``_raw``."""
+    """The portal's records as JSON values, the same shape as a row's ``_raw``: as
+    ``crm.*.list`` returns them, without the link arrays it leaves out."""
     records = dict(emu.portal.store(entity).records)  # the emulator's thread may still write
-    return {rid: json.loads(json.dumps(record)) for rid, record in records.items()}
+    unlisted = UNLISTED.get(entity, frozenset())
+    return {
+        rid: json.loads(json.dumps({k: v for k, v in record.items() if k not in unlisted}))
+        for rid, record in records.items()
+    }
 
 
 def _mirror_rows(conn: psycopg.Connection[Any], entity: str) -> tuple[dict[int, Any], int] | None:
