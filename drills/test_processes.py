@@ -13,7 +13,7 @@ import httpx
 
 from b24sync.errors import SyncAlreadyRunning
 from b24sync.service import SyncService
-from b24sync.streams import STREAMS
+from b24sync.streams import STREAMS, Kind, streams_of
 from drills.harness import (
     Drill,
     Processes,
@@ -241,7 +241,7 @@ def test_second_portal_on_the_same_database(
         drill.verdict(
             database_url,
             first,
-            tuple(STREAMS),
+            tuple(s.name for s in streams_of(Kind.OBJECT)),
             sync_exit=refused.returncode,
             serve_exit=serve.popen.returncode,
             second_portal_calls=second.calls(),
