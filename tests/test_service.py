@@ -160,6 +160,16 @@ async def test_a_second_start_while_one_is_queued_is_409(database_url: str, emu:
         assert (await stack.api.post("/api/v1/sync/start/deal", json={})).status_code == 202
 
 
+async def test_a_reconcile_can_be_started_by_hand(stack: Stack, database_url: str) -> None:
+    first = await stack.api.post("/api/v1/sync/start/lead", json={"sync_type": "full"})
+    await finished(stack, first.json()["run_id"])
+    stack.emu.portal.delete("lead", 3)  # nobody tells the service
+    started = await stack.api.post("/api/v1/sync/start/lead", json={"sync_type": "reconcile"})
+    assert started.status_code == 202, started.text
+    run = await finished(stack, started.json()["run_id"])
+    assert run["status"] == "success" and run["sync_type"] == "reconcile" and run["deleted"] == 1
+
+
 async def test_a_start_while_an_event_batch_holds_the_lock_is_accepted_and_waits(
     stack: Stack, database_url: str
 ) -> None:

@@ -74,7 +74,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
 
 class StartSync(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sync_type: Literal["full", "incremental"] = "incremental"
+    sync_type: Literal["full", "incremental", "reconcile"] = "incremental"
 
 
 Interval = Field(default=None, ge=1, le=10080)

@@ -87,7 +87,7 @@ class Authenticator:
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise NotAuthenticated(
-                "send Authorization: Bearer <API key or Supabase JWT> (see README, Auth)"
+                "send Authorization: Bearer <API key or Supabase JWT> (see README, HTTP API)"
             )
         for key in self.settings.api_key_list:
             if hmac.compare_digest(token.encode(), key.encode()):
