@@ -14,7 +14,7 @@ import contextlib
 import math
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,6 +204,26 @@ async def export_records(
         yield ExportPage(records, planner.done_until, estimate)
 
 
+async def fetch_by_ids(
+    client: BitrixClient, method: ListMethod, ids: Sequence[int], select: list[str]
+) -> list[Record]:
+    """The records with these IDs: 50 to a command (``@ID``), the commands in one batch call per
+    50. A failed command fails the read, so a missing answer never passes for deleted records."""
+    wanted = sorted(set(ids))
+    key = method.id_field
+    commands = {
+        f"i{n}": method.command({f"@{key}": wanted[i : i + PAGE]}, select, "ASC")
+        for n, i in enumerate(range(0, len(wanted), PAGE))
+    }
+    batch = await client.batch(commands)
+    raise_first_error(batch.errors)
+    answered = {name: method.records(batch.result.get(name)) for name in commands}
+    damaged = _damaged_commands(answered, key)
+    if damaged:  # retried by the caller's job, like a 5xx
+        raise _malformed(method.name, damaged)
+    return [record for page in answered.values() for record in page]
+
+
 _RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"})
 
 
@@ -218,11 +238,11 @@ def _damaged_commands(pages: Mapping[str, list[Record]], id_field: str) -> set[s
     return {
         name
         for name, page in pages.items()
-        if not all(has_record_id(record, id_field) for record in page)
+        if not all(_has_record_id(record, id_field) for record in page)
     }
 
 
-def has_record_id(record: Any, id_field: str = "ID") -> bool:
+def _has_record_id(record: Any, id_field: str = "ID") -> bool:
     return (
         isinstance(record, dict) and _RECORD_ID.fullmatch(str(record.get(id_field, ""))) is not None
     )

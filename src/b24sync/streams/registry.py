@@ -3,6 +3,8 @@ methods and tests)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from b24sync.errors import UnknownEntity
 from b24sync.streams.model import Column, Kind, Stream
 
@@ -48,18 +50,42 @@ def _link(name: str, parent: str, linked: str, entity_type_id: int, en: str, ru:
     )
 
 
+def _reference(
+    name: str,
+    table: str,
+    method: str,
+    en: str,
+    ru: str,
+    columns: tuple[Column, ...],
+    key: tuple[str, ...] = ("id",),
+    **shape: Any,
+) -> Stream:
+    """A reference list: read whole (a call or a few), replaced in one transaction; ``shape``
+    says where its records sit and what identifies them when the answer is not classic."""
+    return Stream(
+        name=name,
+        table=table,
+        kind=Kind.REFERENCE,
+        titles={"en": en, "ru": ru},
+        list_method=method,
+        cursor_field=None,
+        columns=columns,
+        key=key,
+        **shape,
+    )
+
+
 _STREAMS = (
     _object("deal", "Deals", "Сделки", 2),
     _object("contact", "Contacts", "Контакты", 3),
     _object("lead", "Leads", "Лиды", 1),
     _object("company", "Companies", "Компании", 4),
-    Stream(
-        name="status",
-        table="crm_status",
-        kind=Kind.REFERENCE,
-        titles={"en": "Stages and reference lists", "ru": "Стадии и справочники"},
-        list_method="crm.status.list",
-        cursor_field=None,
+    _reference(
+        "status",
+        "crm_status",
+        "crm.status.list",
+        "Stages and reference lists",
+        "Стадии и справочники",
         columns=(
             Column("ID", "integer"),
             Column("ENTITY_ID", "string"),
@@ -72,18 +98,13 @@ _STREAMS = (
             Column("COLOR", "string"),
             Column("SEMANTICS", "string"),
         ),
-        key=("id",),
     ),
-    Stream(
-        name="category",
-        table="crm_category",
-        kind=Kind.REFERENCE,
-        titles={"en": "Pipelines", "ru": "Воронки"},
-        list_method="crm.category.list",
-        params={"entityTypeId": 2},
-        id_field="id",
-        cursor_field=None,
-        records_at="categories",
+    _reference(
+        "category",
+        "crm_category",
+        "crm.category.list",
+        "Pipelines",
+        "Воронки",
         columns=(
             Column("id", "integer"),
             Column("entityTypeId", "integer", "entity_type_id"),
@@ -92,15 +113,16 @@ _STREAMS = (
             Column("isDefault", "char", "is_default"),
         ),
         key=("entity_type_id", "id"),
+        params={"entityTypeId": 2},
+        id_field="id",
+        records_at="categories",
     ),
-    Stream(
-        name="currency",
-        table="crm_currency",
-        kind=Kind.REFERENCE,
-        titles={"en": "Currencies", "ru": "Валюты"},
-        list_method="crm.currency.list",
-        id_field="CURRENCY",
-        cursor_field=None,
+    _reference(
+        "currency",
+        "crm_currency",
+        "crm.currency.list",
+        "Currencies",
+        "Валюты",
         columns=(
             Column("CURRENCY", "string"),
             Column("FULL_NAME", "string"),
@@ -110,14 +132,14 @@ _STREAMS = (
             Column("SORT", "integer"),
         ),
         key=("currency",),
+        id_field="CURRENCY",
     ),
-    Stream(
-        name="user",
-        table="b24_user",
-        kind=Kind.REFERENCE,
-        titles={"en": "Users", "ru": "Пользователи"},
-        list_method="user.get",
-        cursor_field=None,
+    _reference(
+        "user",
+        "b24_user",
+        "user.get",
+        "Users",
+        "Пользователи",
         columns=(
             Column("ID", "integer"),
             Column("ACTIVE", "boolean"),
@@ -128,15 +150,13 @@ _STREAMS = (
             Column("WORK_POSITION", "string"),
             Column("UF_DEPARTMENT", "integer", multiple=True),
         ),
-        key=("id",),
     ),
-    Stream(
-        name="department",
-        table="b24_department",
-        kind=Kind.REFERENCE,
-        titles={"en": "Departments", "ru": "Подразделения"},
-        list_method="department.get",
-        cursor_field=None,
+    _reference(
+        "department",
+        "b24_department",
+        "department.get",
+        "Departments",
+        "Подразделения",
         columns=(
             Column("ID", "integer"),
             Column("NAME", "string"),
@@ -144,7 +164,6 @@ _STREAMS = (
             Column("PARENT", "integer"),
             Column("UF_HEAD", "integer"),
         ),
-        key=("id",),
     ),
     _link("deal_contact", "deal", "contact", 2, "Deal contacts", "Контакты сделок"),
     _link("contact_company", "contact", "company", 3, "Contact companies", "Компании контактов"),

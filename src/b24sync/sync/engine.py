@@ -15,11 +15,9 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.encoding import encode_params
-from b24sync.bitrix.export import ExportPage, export_records, has_record_id, prefetched
+from b24sync.bitrix.export import ExportPage, export_records, fetch_by_ids, prefetched
 from b24sync.errors import (
     DatabaseUnavailable,
-    MalformedAnswer,
     OperationTimeLimit,
     PortalServerError,
     RateLimited,
@@ -498,17 +496,7 @@ class SyncEngine:
     ) -> None:
         """Fetch the given records (50 IDs per list command); IDs the portal lacks are deleted."""
         schema = await self.recent_schema(conn, entity)
-        wanted = sorted(set(ids))
-        chunks = [wanted[i : i + 50] for i in range(0, len(wanted), 50)]
-        commands = {
-            f"i{n}": f"{entity.list_method}?"
-            + encode_params({"filter": {"@ID": chunk}, "select": schema.select, "start": -1})
-            for n, chunk in enumerate(chunks)
-        }
-        batch = await self.client.batch(commands)
-        records = [r for key in commands for r in (batch.result.get(key) or [])]
-        if not all(has_record_id(r) for r in records):  # retried by the apply job, like a 5xx
-            raise MalformedAnswer(f"{entity.list_method} answered a record without an ID")
+        records = await fetch_by_ids(self.client, entity.listing, ids, schema.select)
         if schema.lacks_any(records):
             schema = await self.sync_schema(conn, entity)
         page = ExportPage(records, 0, len(records))
@@ -516,5 +504,5 @@ class SyncEngine:
         found = {int(r["ID"]) for r in records}
         async with conn.transaction():
             counts.deleted += await mirror.mark_deleted(
-                conn, entity.table, [i for i in wanted if i not in found]
+                conn, entity.table, [i for i in set(ids) if i not in found]
             )

@@ -14,19 +14,11 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.export import (
-    export_records,
-    has_record_id,
-    prefetched,
-    raise_first_error,
-)
-from b24sync.errors import MalformedAnswer
+from b24sync.bitrix.export import export_records, fetch_by_ids, prefetched
 from b24sync.store import declared, mirror
 from b24sync.store.declared import Row
 from b24sync.store.runs import RunCounts
 from b24sync.streams import Stream
-
-IDS_PER_COMMAND = 50
 
 
 def link_rows(stream: Stream, record: dict[str, Any]) -> tuple[list[Row], int]:
@@ -104,15 +96,5 @@ async def refresh_parents(
     """The links of these parents (after their events); a parent the portal lacks loses its."""
     await declared.ensure_table(conn, stream)
     wanted = sorted(set(parent_ids))
-    chunks = [wanted[i : i + IDS_PER_COMMAND] for i in range(0, len(wanted), IDS_PER_COMMAND)]
-    listing = stream.listing
-    commands = {
-        f"i{n}": listing.command({f"@{stream.id_field}": chunk}, list(stream.select), "ASC")
-        for n, chunk in enumerate(chunks)
-    }
-    batch = await client.batch(commands)
-    raise_first_error(batch.errors)
-    records = [r for name in commands for r in listing.records(batch.result.get(name))]
-    if not all(has_record_id(r, stream.id_field) for r in records):
-        raise MalformedAnswer(f"{stream.list_method} answered a record without an id")
+    records = await fetch_by_ids(client, stream.listing, wanted, list(stream.select))
     await _store_page(conn, stream, wanted, records, counts, note_seen=False)
