@@ -15,6 +15,7 @@ from b24emu import Emulator, create_app, seed_portal
 from b24emu.methods import UNLISTED
 from b24sync.bitrix.client import BitrixClient
 from b24sync.errors import PortalMismatch
+from b24sync.store import runs
 from b24sync.streams import STREAMS, stream_named
 from b24sync.sync.engine import SyncEngine
 from tests.portal import TOKEN, fast_client
@@ -294,6 +295,28 @@ async def test_thirty_percent_503_still_ends_identical(
     assert summary.status == "success", summary.error
     assert emu.stats.faults_injected > 0
     assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_concurrent_runs_each_log_their_own_calls(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
+    """Three full syncs at once on one client: the run log adds up to what the portal served,
+    refused calls included (each run counts its own, not a share of a process-wide counter)."""
+    seed_portal(emu.portal, {"company": 2600, "contact": 2700, "deal": 5100})
+    emu.faults.error_503 = 0.2
+    summaries = await asyncio.gather(
+        *(engine.full(stream_named(name)) for name in ("company", "contact", "deal"))
+    )
+    assert all(s.status == "success" for s in summaries), [s.error for s in summaries]
+    assert emu.stats.faults_injected > 0
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        logged = await (
+            await conn.execute("SELECT sum(api_calls), sum(commands) FROM b24sync.sync_runs")
+        ).fetchone()
+        metric = await runs.run_totals(conn)
+    assert logged == (emu.stats.http_calls, emu.stats.commands)
+    assert sum(s.api_calls for s in summaries) == emu.stats.http_calls
+    assert sum(t["api_calls"] for t in metric) == emu.stats.http_calls  # b24sync_api_calls
 
 
 async def test_by_ids_fetches_changes_and_marks_deletions(

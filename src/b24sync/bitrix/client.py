@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +65,30 @@ class RetryPolicy:
 
 @dataclass
 class CallCounters:
-    http_calls: int = 0
-    commands: int = 0
+    http_calls: int = 0  # every HTTP request sent, refused and repeated ones included
+    commands: int = 0  # methods asked for: one per call, one per command of a batch
     retries: int = 0
+
+
+# The counters of the runs the current task works for, innermost last (see `counting_calls`).
+_counting: ContextVar[tuple[CallCounters, ...]] = ContextVar("b24sync_counting", default=())
+
+
+@asynccontextmanager
+async def counting_calls() -> AsyncIterator[CallCounters]:
+    """Counters of the calls made inside this block, by this task and the tasks it starts.
+
+    Runs are asyncio tasks sharing one client, so a delta of the client's own counters would
+    take in whatever ran beside them. A context variable follows the run instead: asyncio gives
+    each task a copy of its creator's context, so the export's prefetching tasks count for the
+    run that started them, and a run beside it never does. Blocks nest; each one counts.
+    """
+    counters = CallCounters()
+    token = _counting.set((*_counting.get(), counters))
+    try:
+        yield counters
+    finally:
+        _counting.reset(token)
 
 
 @dataclass
@@ -110,9 +133,16 @@ class BitrixClient:
     counters: CallCounters = field(default_factory=CallCounters)
     last_time: JsonDict = field(default_factory=dict)
 
+    def _tally(self, *, http_calls: int = 0, commands: int = 0, retries: int = 0) -> None:
+        """Count for the process (:attr:`counters`) and for every run this task works for."""
+        for counters in (self.counters, *_counting.get()):
+            counters.http_calls += http_calls
+            counters.commands += commands
+            counters.retries += retries
+
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> JsonDict:
         """One REST call; returns the whole envelope (result, total, next, time)."""
-        self.counters.commands += 1
+        self._tally(commands=1)
         return await self._post(method, dict(params or {}))
 
     async def batch(self, commands: Mapping[str, str], *, halt: bool = False) -> BatchResult:
@@ -124,7 +154,7 @@ class BitrixClient:
         items = list(commands.items())
         for offset in range(0, len(items), MAX_BATCH):
             chunk = dict(items[offset : offset + MAX_BATCH])
-            self.counters.commands += len(chunk)
+            self._tally(commands=len(chunk))
             envelope = await self._post("batch", {"halt": 1 if halt else 0, "cmd": chunk})
             body = envelope.get("result") or {}
             for attr, key in (
@@ -148,7 +178,7 @@ class BitrixClient:
             url, auth_params = await self.auth.target(self.http, method)
             await self.pacer.wait()
             await self.limiter.acquire()
-            self.counters.http_calls += 1
+            self._tally(http_calls=1)
             try:
                 response = await self.http.post(url, json=params | auth_params)
                 payload = response.json()
@@ -178,7 +208,7 @@ class BitrixClient:
                 raise failure
             if attempt == self.retry.attempts - 1:
                 raise failure
-            self.counters.retries += 1
+            self._tally(retries=1)
             await asyncio.sleep(self._pause(failure, attempt))
         raise AssertionError("unreachable")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from faker import Faker
 
-from b24sync.bitrix.client import MAX_BATCH, BitrixClient
+from b24sync.bitrix.client import MAX_BATCH, BitrixClient, counting_calls
 from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.export import ListMethod, export_records
 from b24sync.errors import B24SyncError
@@ -134,14 +134,18 @@ class TestData:
     async def create(
         self, companies: int, contacts: int, on_progress: ProgressCallback | None = None
     ) -> SeedReport:
-        async with self._exclusive():
-            return await self._create(creation_plan(companies, contacts), on_progress)
+        async with self._exclusive(), counting_calls() as spent:
+            report = await self._create(creation_plan(companies, contacts), on_progress)
+        report.api_calls = spent.http_calls
+        return report
 
     async def clear(
         self, *, everything: bool = False, on_progress: ProgressCallback | None = None
     ) -> SeedReport:
-        async with self._exclusive():
-            return await self._clear(everything, on_progress)
+        async with self._exclusive(), counting_calls() as spent:
+            report = await self._clear(everything, on_progress)
+        report.api_calls = spent.http_calls
+        return report
 
     async def listing(self, limit: int = 500) -> dict[str, Any]:
         """The generated companies with their member contacts, and the contacts, from the portal:
@@ -172,7 +176,6 @@ class TestData:
     ) -> SeedReport:
         report = SeedReport("create")
         created: dict[str, int] = {}
-        calls_before = self.client.counters.http_calls
         for offset in range(0, len(plan), MAX_BATCH):
             chunk = plan[offset : offset + MAX_BATCH]
             in_chunk = {c.key for c in chunk}
@@ -194,12 +197,10 @@ class TestData:
             _report_progress(on_progress, offset + len(chunk), len(plan))
         report.companies = sum(1 for k in created if k.startswith("co"))
         report.contacts = sum(1 for k in created if k.startswith("ct"))
-        report.api_calls = self.client.counters.http_calls - calls_before
         return report
 
     async def _clear(self, everything: bool, on_progress: ProgressCallback | None) -> SeedReport:
         report = SeedReport("clear", scope="all" if everything else "generated")
-        calls_before = self.client.counters.http_calls
         contact_ids = await self._ids("crm.contact.list", everything)
         company_ids = await self._ids("crm.company.list", everything)
         total = len(contact_ids) + len(company_ids)
@@ -221,7 +222,6 @@ class TestData:
                 _report_progress(on_progress, done, total)
         if not total:
             _report_progress(on_progress, 1, 1)
-        report.api_calls = self.client.counters.http_calls - calls_before
         return report
 
     async def _ids(self, method: str, everything: bool) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.client import BitrixClient, counting_calls
 from b24sync.bitrix.export import ExportPage, export_records, fetch_by_ids, prefetched
 from b24sync.errors import (
     DatabaseUnavailable,
@@ -189,10 +189,9 @@ class SyncEngine:
         queued_id: int | None = None,
     ) -> SyncSummary:
         started = time.perf_counter()
-        calls_before = self.client.counters.http_calls
-        commands_before = self.client.counters.commands
         counts = RunCounts()
         async with (
+            counting_calls() as spent,  # this run's own calls, whatever runs beside it
             self._lock(
                 entity, wait_seconds=0 if mode == RunMode.BY_IDS else self.lock_wait_seconds
             ),
@@ -208,8 +207,8 @@ class SyncEngine:
                 status, error = RunStatus.FAILED, redact(f"{type(exc).__name__}: {exc}")
                 transient = isinstance(exc, TRANSIENT_ERRORS)
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
-            counts.api_calls = self.client.counters.http_calls - calls_before
-            counts.commands = self.client.counters.commands - commands_before
+            counts.api_calls = spent.http_calls
+            counts.commands = spent.commands
             await self._finish_run(conn, run_id, counts, status, error)
         return SyncSummary(
             entity.name,
