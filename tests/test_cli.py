@@ -134,3 +134,31 @@ def test_a_local_application_syncs_and_binds_offline_events(database_url: str) -
         output = done.stdout + done.stderr + register.stdout + register.stderr
         for secret in (app.client_secret, bootstrap, app.access_token, app.refresh_token):
             assert secret not in output
+
+
+def test_exit_codes_say_failed_usage_or_busy_and_json_says_why(database_url: str) -> None:
+    """1 failed, 2 usage or configuration, 3 busy; with --json the last line says which."""
+    unconfigured = b24sync("sync", "deal", "--full", "--json", env={"DATABASE_URL": database_url})
+    assert unconfigured.returncode == 2, unconfigured.stderr
+    line = json.loads(unconfigured.stdout.splitlines()[-1])
+    assert line["status"] == "refused" and "portal" in line["error"]
+    emu = Emulator(webhook_token="clitoken12345")
+    with serving(create_app(emu)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        env = {
+            "DATABASE_URL": database_url,
+            "BITRIX_WEBHOOK_URL": webhook_url(emu, host, int(port)),
+        }
+        with psycopg.connect(database_url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(hashtext('b24sync.service.testdata'))")
+            busy = b24sync("seed", "create", "--companies", "1", "--contacts", "1", env=env)
+        assert busy.returncode == 3 and "Сервис занят" in busy.stderr, busy.stderr
+        assert not emu.portal.store("company").records
+        wrong_token = env["BITRIX_WEBHOOK_URL"].replace("clitoken12345", "wrongtoken999")
+        failed = b24sync(
+            "sync", "deal", "--full", "--json", env={**env, "BITRIX_WEBHOOK_URL": wrong_token}
+        )
+    assert failed.returncode == 1, failed.stderr
+    line = json.loads(failed.stdout.splitlines()[-1])
+    assert line["status"] == "failed" and line["error"]
+    assert "wrongtoken999" not in failed.stdout + failed.stderr

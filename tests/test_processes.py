@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,19 +137,29 @@ async def test_two_worker_processes_run_each_job_exactly_once(database_url: str)
     assert emu.stats.by_method["crm.deal.fields"] == 1
 
 
-def test_run_is_the_whole_product_on_defaults(database_url: str, tmp_path: Any) -> None:
-    """`b24sync run` with no portal configured: a demo portal, a first full sync of everything,
-    the service with its admin key, and the demo portal's events reaching the rows."""
-    port, emulator_port = free_port(), free_port()
+def test_run_is_the_whole_product_on_defaults(tmp_path: Any) -> None:
+    """`b24sync run` with nothing configured: the embedded database (reachable over TCP with the
+    printed connection string), a demo portal, a first full sync of everything, the service with
+    its admin key, the demo portal's events reaching the rows, and the README's CLI examples
+    working against the running demo as written."""
+    port, emulator_port, db_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BITRIX_", "API_KEYS"))},
-        "DATABASE_URL": database_url,
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BITRIX_", "API_KEYS", "DATABASE_URL"))
+        },
         "B24SYNC_DATA_DIR": str(tmp_path),
+        "B24SYNC_DB_PORT": str(db_port),
     }
     args = ("run", "--port", str(port), "--emulator-port", str(emulator_port))
     with process(*args, env=env) as proc:
         wait_healthy(base, proc, timeout=120)
+        summary = wait_for_output(proc, "log ")
+        database_url = re.search(r"database\s+(postgresql://\S+)", summary)
+        assert database_url, summary
+        assert f"@127.0.0.1:{db_port}/" in database_url[1]
         key = (tmp_path / "admin_api_key").read_text().strip()
         auth = {"Authorization": f"Bearer {key}"}
         status = httpx.get(f"{base}/api/v1/sync/status", headers=auth).json()["entities"]
@@ -161,11 +176,47 @@ def test_run_is_the_whole_product_on_defaults(database_url: str, tmp_path: Any) 
         emulator = f"http://127.0.0.1:{emulator_port}"
         httpx.patch(f"{emulator}/_emulator/records/lead/9", json={"TITLE": "seen by run"})
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and lead_title(database_url, 9) != "seen by run":
+        while time.monotonic() < deadline and lead_title(database_url[1], 9) != "seen by run":
             time.sleep(0.2)
-        assert lead_title(database_url, 9) == "seen by run"
+        assert lead_title(database_url[1], 9) == "seen by run"
+        for command in readme_demo_commands():
+            done = subprocess.run(
+                [sys.executable, "-m", "b24sync.cli", *command],
+                capture_output=True,
+                text=True,
+                env={**env, "COLUMNS": "80"},
+                timeout=120,
+            )
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr and "level=info" not in done.stderr
+            if "--json" in command:
+                assert json.loads(done.stdout.splitlines()[-1])["status"] == "success"
     assert key in proc.stderr_text  # type: ignore[attr-defined]  # printed for the user
-    assert "dashboard: http://127.0.0.1:" in proc.stderr_text  # type: ignore[attr-defined]
+    assert "dashboard      http://127.0.0.1:" in proc.stderr_text  # type: ignore[attr-defined]
+    assert "level=info" not in proc.stderr_text  # type: ignore[attr-defined]  # in the log file
+    assert "level=info" in (tmp_path / "b24sync.log").read_text()  # the work is logged there
+    assert not (tmp_path / "demo_portal_webhook_url").exists()  # removed with the demo portal
+
+
+def readme_demo_commands() -> list[list[str]]:
+    """The commands of the README's "The CLI against the demo" block, as written there."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("### The CLI against the demo", 1)[1].split("```bash", 1)[1]
+    lines = block.split("```", 1)[0].strip().splitlines()
+    assert len(lines) >= 5
+    return [shlex.split(line.removeprefix(".venv/bin/b24sync ")) for line in lines]
+
+
+def wait_for_output(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        err = proc.stderr_file  # type: ignore[attr-defined]
+        err.seek(0)
+        output = str(err.read())
+        if text in output:
+            return output
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never printed")
 
 
 def lead_title(database_url: str, lead_id: int) -> str | None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
 
 import psycopg
 import typer
@@ -16,7 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from b24sync.config import Settings, load_settings, stored_secret, with_overrides
+from b24sync.config import (
+    DEMO_PORTAL_FILE,
+    Settings,
+    load_settings,
+    stored_secret,
+    with_overrides,
+)
 from b24sync.errors import (
     B24SyncError,
     ConfigurationError,
@@ -35,16 +44,26 @@ from b24sync.service.testdata import SeedBusy, SeedReport, TestData
 from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
-from b24sync.store.runs import RunStatus
+from b24sync.store.runs import RunMode, RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, stream_named, streams_of
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
 
+# Exit codes, the same for every command (README, "Command line").
+EXIT_FAILED = 1  # the work ran and failed (a sync's error, a lost database, a named error)
+EXIT_USAGE = 2  # a wrong argument or configuration: nothing ran
+EXIT_BUSY = 3  # refused because the same work is already running: try again later
+
 app = typer.Typer(
     help="Keep a PostgreSQL copy of a Bitrix24 CRM current.",
+    epilog=(
+        "Exit codes: 0 done, 1 failed, 2 wrong usage or configuration, 3 busy (the same work is "
+        "already running; try later). With no portal configured, commands use the demo portal "
+        "of a running `b24sync run`."
+    ),
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="markdown",  # docstring paragraphs wrap to the terminal
+    rich_markup_mode=None,  # plain help: readable at 80 columns and in logs
 )
 webhooks_app = typer.Typer(help="Register the service's event handler with the portal.")
 seed_app = typer.Typer(
@@ -55,18 +74,22 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(seed_app, name="seed")
 app.add_typer(db_app, name="db")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a person's lines: never cut mid-sentence
 STREAM_HELP = "a stream: " + ", ".join(STREAMS)
 OBJECT_HELP = "an object stream: " + ", ".join(s.name for s in streams_of(Kind.OBJECT))
 
 
-def _settings() -> Settings:
+def _settings(*, demo_portal: bool = True, service: bool = False) -> Settings:
+    """The settings, and logging: a service logs its work; a one-off command (``service``
+    False) only its warnings, next to the lines it prints for a person (DEBUG: everything)."""
     try:
-        settings = load_settings()
+        settings = load_settings(demo_portal=demo_portal)
     except (ConfigurationError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_USAGE) from None
     configure_logging(settings.debug)
+    if not (service or settings.debug):
+        logging.getLogger().setLevel(logging.WARNING)
     return settings
 
 
@@ -75,7 +98,34 @@ def _entity(name: str) -> Stream:
         return stream_named(name)
     except UnknownEntity as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[DatabaseLocation]:
+    """The database, migrated: DATABASE_URL or the embedded server (started or joined)."""
+    location = DatabaseLocation(
+        settings.database_url, settings.b24sync_data_dir, settings.b24sync_db_port
+    )
+    with location as db:
+        migrate(db.url)
+        yield db
+
+
+def _refuse(code: int, message: str, json_line: dict[str, Any] | None = None) -> NoReturn:
+    """End with ``code`` and one red line; with --json also the JSON line a script expects."""
+    console.print(f"[red]{redact(message)}[/red]")
+    if json_line is not None:
+        typer.echo(json.dumps({**json_line, "error": redact(message)}, ensure_ascii=False))
+    raise typer.Exit(code)
+
+
+def _wide_console() -> Console:
+    """Tables on stdout: a pipe or a narrow terminal gets whole values, not cut ones."""
+    out = Console()
+    if not out.is_terminal or out.width < 120:
+        out = Console(width=max(out.width, 160))
+    return out
 
 
 async def _sync_with_progress(
@@ -88,99 +138,143 @@ async def _sync_with_progress(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(f"{entity.name} {mode}", total=None)
 
         def show(progress: SyncProgress) -> None:
             bar.update(task, completed=progress.done, total=progress.estimated_total)
 
-        try:
-            async with sync_engine(settings, url, show) as engine:
-                run_ = engine.full if mode == "full" else engine.incremental
-                return await run_(entity)
-        except (ConfigurationError, SyncAlreadyRunning) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+        async with sync_engine(settings, url, show) as engine:
+            return await engine.run_mode(entity, mode)
 
 
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or upgrade the service tables in schema b24sync (safe to repeat)."""
     settings = _settings()
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    with _database(settings):
         console.print("[green]migrations applied[/green]")
 
 
 DEMO_COUNTS = {"company": 1000, "contact": 3000, "lead": 2000, "deal": 5000}
 ADMIN_KEY_FILE = "admin_api_key"
+LOG_FILE = "b24sync.log"
 
 
 @app.command()
 def run(
+    host: str = typer.Option("127.0.0.1", help="address the API and dashboard listen on"),
     port: int = typer.Option(8080, help="where the API and dashboard listen"),
     emulator_port: int = typer.Option(
         8800, help="the local demo portal's port (no BITRIX_WEBHOOK_URL)"
     ),
 ) -> None:
-    """The main job: a first full sync, then the service, all in one process.
+    """The main job: the database, a portal, a sync of every stream, then the service.
 
-    On embedded defaults: the database, a portal (yours, or a local demo one), a first full sync
-    of deals, contacts, leads and companies, then the API, dashboard, worker and scheduler in one
-    process until Ctrl-C.
+    On embedded defaults: PostgreSQL under the data directory (also on 127.0.0.1 for BI tools),
+    your portal or a local demo one, a sync of every stream (a full one the first time; against
+    your portal an incremental one after that), then the API, dashboard, worker and scheduler in
+    one process until Ctrl-C. Log lines go to data/b24sync.log.
     """
     from b24emu.app import create_app
     from b24emu.server import build_emulator, serving, webhook_url
+    from b24sync.runtime.serving import PortTaken, listening_socket
 
-    settings = _settings()
-    admin_key = stored_secret(settings.b24sync_data_dir, ADMIN_KEY_FILE)
+    settings = _settings(demo_portal=False, service=True)
+    data_dir = settings.b24sync_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.debug, log_file=data_dir / LOG_FILE)
+    try:
+        listening_socket(host, port).close()  # before minutes of syncing, not after
+    except PortTaken as exc:
+        _refuse(EXIT_USAGE, f"{exc}: is b24sync already running? Choose another with --port.")
+    admin_key = stored_secret(data_dir, ADMIN_KEY_FILE)
     settings = with_overrides(settings, api_keys=",".join([*settings.api_key_list, admin_key]))
+    summary: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
-        if not settings.portal_configured:
+        demo = not settings.portal_configured
+        if demo:
             emu = build_emulator(counts=DEMO_COUNTS, rate=2, burst=50, latency_ms=0)
             try:
                 emulator_base = stack.enter_context(serving(create_app(emu), port=emulator_port))
             except RuntimeError as exc:
-                console.print(
-                    f"[red]{exc}: is the port taken? Choose another with --emulator-port.[/red]"
+                _refuse(
+                    EXIT_USAGE, f"{exc}: is the port taken? Choose another with --emulator-port."
                 )
-                raise typer.Exit(2) from None
             application_token = secrets.token_hex(16)
             settings = with_overrides(
                 settings,
                 bitrix_webhook_url=webhook_url(emu, "127.0.0.1", emulator_port),
                 bitrix_application_token=application_token,
             )
+            stack.callback(
+                _keep_demo_webhook(data_dir, webhook_url(emu, "127.0.0.1", emulator_port))
+            )
             _deliver_demo_events(emulator_base, f"http://127.0.0.1:{port}", application_token)
             console.print(
-                f"no BITRIX_WEBHOOK_URL: demo portal (b24emu) on {emulator_base} "
-                f"with {sum(DEMO_COUNTS.values())} records, sending its events to this service"
+                f"demo portal (b24emu, no BITRIX_WEBHOOK_URL) on {emulator_base} with "
+                f"{sum(DEMO_COUNTS.values()):,} records; its events come to this service"
             )
-        db = stack.enter_context(DatabaseLocation(settings.database_url, settings.b24sync_data_dir))
-        migrate(db.url)
-        where = (
-            f"embedded PostgreSQL in {settings.b24sync_data_dir}"
-            if db.is_embedded
-            else "DATABASE_URL"
-        )
-        console.print(f"[green]database ready[/green] ({where})")
-        for entity_ in STREAMS.values():
-            summary = asyncio.run(_sync_with_progress(settings, db.url, entity_, "full"))
+            summary["demo portal"] = (
+                f"{emulator_base}/  (its webhook URL is in {data_dir / DEMO_PORTAL_FILE}; "
+                "the CLI reads it)"
+            )
+        db = stack.enter_context(_database(settings))
+        settings = _with_bi_url(settings, db)
+        summary["database"] = _database_summary(db, settings)
+        console.print(f"[green]database ready[/green] ({summary['database']})")
+        mode = RunMode.FULL if demo else RunMode.INCREMENTAL  # the demo portal starts anew
+        for stream in STREAMS.values():
+            done = asyncio.run(_sync_with_progress(settings, db.url, stream, mode))
             console.print(
-                f"  {entity_.name}: {summary.status}, {summary.fetched} records, "
-                f"{summary.api_calls} API calls, {summary.seconds:.1f} s"
+                f"  {stream.name:<16} {done.mode:<11} {done.status:<8} {done.fetched:>7,} records "
+                f"{done.api_calls:>5} API calls {done.seconds:>6.1f} s"
             )
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        summary = {
+            "dashboard": f"{base}/",
+            "API docs": f"{base}/docs",
+            "admin API key": f"{admin_key}  (kept in {data_dir / ADMIN_KEY_FILE})",
+            **summary,
+            "log": str(data_dir / LOG_FILE),
+        }
 
         def ready(service: SyncService) -> None:
-            console.print(
-                f"[green]dashboard:[/green] http://127.0.0.1:{port}/   API docs: "
-                f"http://127.0.0.1:{port}/docs\n"
-                f"[green]admin API key:[/green] {admin_key}  (kept in "
-                f"{settings.b24sync_data_dir / ADMIN_KEY_FILE})\nPress Ctrl-C to stop."
-            )
+            width = max(map(len, summary))
+            console.print("[green]b24sync is running[/green]; Ctrl-C stops it.")
+            for label, value in summary.items():
+                console.print(f"  {label:<{width}}  {value}", highlight=False)
 
-        _serve(settings, db.url, "127.0.0.1", port, ready)
+        _serve(settings, db.url, host, port, ready)
     console.print("stopped")
+
+
+def _keep_demo_webhook(data_dir: Path, url: str) -> Callable[[], None]:
+    """Write the demo portal's webhook URL where the CLI finds it (mode 600); the returned
+    function removes it when the demo portal stops."""
+    path = data_dir / DEMO_PORTAL_FILE
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(url + "\n")
+    return lambda: path.unlink(missing_ok=True)
+
+
+def _with_bi_url(settings: Settings, db: DatabaseLocation) -> Settings:
+    """The dashboard shows analysts BI_DATABASE_URL, or else the embedded server's TCP address."""
+    if settings.bi_database_url is None and db.tcp is not None:
+        return with_overrides(settings, bi_database_url=db.tcp.url)
+    return settings
+
+
+def _database_summary(db: DatabaseLocation, settings: Settings) -> str:
+    if db.tcp is not None:
+        return f'{db.tcp.url}  (BI tools: README, "Connect a BI tool")'
+    if db.is_embedded:
+        return (
+            f"embedded PostgreSQL in {settings.b24sync_data_dir} (socket only: B24SYNC_DB_PORT=0)"
+        )
+    return "DATABASE_URL"
 
 
 def _deliver_demo_events(emulator_base: str, service_base: str, application_token: str) -> None:
@@ -209,8 +303,7 @@ def _serve(
     try:
         asyncio.run(serve_forever(settings, url, host=host, port=port, on_ready=on_ready))
     except (PortTaken, ConfigurationError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        _refuse(EXIT_USAGE, str(exc))
 
 
 @app.command()
@@ -219,14 +312,14 @@ def serve(
     port: int = typer.Option(8080, help="port to listen on"),
 ) -> None:
     """Run the HTTP API and dashboard with one in-process worker (scheduler included)."""
-    settings = _settings()
+    settings = _settings(service=True)
     if not (settings.api_key_list or settings.supabase_jwt_secret or settings.supabase_url):
         console.print(
             "[yellow]no API_KEYS, SUPABASE_JWT_SECRET or SUPABASE_URL: every API call will be "
             "refused (401)[/yellow]"
         )
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    with _database(settings) as db:
+        settings = _with_bi_url(settings, db)
 
         def ready(service: SyncService) -> None:
             console.print(f"serving on http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
@@ -238,9 +331,8 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run job workers only (any number, on any machine sharing the database)."""
-    settings = _settings()
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    settings = _settings(service=True)
+    with _database(settings) as db:
         _serve(settings, db.url, None, 0, lambda _: console.print("worker running; Ctrl-C stops"))
     console.print("stopped")
 
@@ -254,16 +346,24 @@ def sync(
     ),
     json_output: bool = typer.Option(False, "--json", help="print one JSON summary line last"),
 ) -> None:
-    """Sync one entity now, with a progress bar; --json prints a summary line last."""
+    """Sync one stream now, with a progress bar; --json prints a summary line last (also when
+    the sync fails or is refused: then with "status" and "error")."""
     if full == incremental:
         console.print("[red]choose exactly one of --full or --incremental[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
+    mode = RunMode.FULL if full else RunMode.INCREMENTAL
+    line = {"entity": entity, "mode": str(mode)} if json_output else None
     settings = _settings()
-    entity_ = _entity(entity)
-    mode = "full" if full else "incremental"
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
-        summary = asyncio.run(_sync_with_progress(settings, db.url, entity_, mode))
+    stream = _entity(entity)
+    try:
+        with _database(settings) as db:
+            summary = asyncio.run(_sync_with_progress(settings, db.url, stream, mode))
+    except SyncAlreadyRunning as exc:
+        _refuse(EXIT_BUSY, str(exc), line and {**line, "status": "refused"})
+    except ConfigurationError as exc:
+        _refuse(EXIT_USAGE, str(exc), line and {**line, "status": "refused"})
+    except (B24SyncError, psycopg.OperationalError) as exc:
+        _refuse(EXIT_FAILED, f"{type(exc).__name__}: {exc}", line and {**line, "status": "failed"})
     if json_output:
         typer.echo(json.dumps(summary.as_json(), ensure_ascii=False))
     else:
@@ -274,34 +374,43 @@ def sync(
         )
     if summary.status != RunStatus.SUCCESS:
         console.print(f"[red]{summary.error}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
 def status(
     json_output: bool = typer.Option(False, "--json", help="print the status as JSON"),
 ) -> None:
-    """Per entity: rows, last run, cursor."""
+    """Per stream: rows, deleted rows, the last run and the cursor incremental runs start from."""
     settings = _settings()
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    with _database(settings) as db:
         rows = asyncio.run(_entity_status(db.url))
     if json_output:
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
         return
-    table = Table("entity", "rows", "deleted", "last run", "status", "fetched", "api calls")
+    table = Table("stream", "rows", "deleted", "last run (UTC)", "mode", "status", "API calls")
+    table.add_column("cursor (changed since, UTC)", no_wrap=True)
     for row in rows:
         run_ = row["last_run"] or {}
+        cursor = row["cursor"] or {}
         table.add_row(
             row["entity"],
-            str(row["rows"]),
-            str(row["deleted_rows"]),
-            str(run_.get("started_at", "never")),
+            f"{row['rows']:,}",
+            f"{row['deleted_rows']:,}",
+            _minutes(run_.get("started_at")) or "never",
+            str(run_.get("sync_type", "")),
             str(run_.get("status", "")),
-            str(run_.get("fetched", "")),
             str(run_.get("api_calls", "")),
+            f"{cursor['field']} > {_minutes(cursor['value'])}" if cursor else "",
         )
-    Console().print(table)
+    _wide_console().print(table)
+
+
+def _minutes(timestamp: str | None) -> str:
+    """An ISO timestamp with any offset (the portal's own) -> ``2026-11-26 09:41`` in UTC."""
+    if not timestamp:
+        return ""
+    return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 async def _entity_status(url: str) -> list[dict[str, Any]]:
@@ -314,12 +423,11 @@ def schema(entity: str = typer.Argument(..., help=OBJECT_HELP)) -> None:
     """The column map of an entity's table with the Bitrix24 labels (after a first sync)."""
     settings = _settings()
     entity_ = _entity(entity)
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    with _database(settings) as db:
         columns = asyncio.run(column_map(db.url, entity_))
     if not columns:
         console.print(f"no columns yet: run `b24sync sync {entity_.name} --full` first")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     table = Table(
         "column",
         "type",
@@ -331,7 +439,7 @@ def schema(entity: str = typer.Argument(..., help=OBJECT_HELP)) -> None:
     for col in columns:
         label = col["title"] + (" (removed on the portal)" if col["removed"] else "")
         table.add_row(col["column"], col["pg_type"], col["field"], label, col["bitrix_type"])
-    Console().print(table)
+    _wide_console().print(table)
 
 
 OFFLINE_OPTION = typer.Option(
@@ -378,13 +486,11 @@ def _with_service(
         async with sync_service(settings, url) as service:
             return await action(service)
 
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    with _database(settings) as db:
         try:
             return asyncio.run(go(db.url))
         except (EventsUnavailable, UnsafeHandlerUrl, ConfigurationError, PortalAuthError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+            _refuse(EXIT_USAGE, str(exc))
 
 
 def _print_json(value: dict[str, object]) -> None:
@@ -426,13 +532,13 @@ def _run_seed(
                 tool = TestData(client, libpq_url(url))
                 return await action(tool, lambda percent: bar.update(task, completed=percent))
 
-    with DatabaseLocation(settings.database_url, settings.b24sync_data_dir) as db:
-        migrate(db.url)
+    with _database(settings) as db:
         try:
             report = asyncio.run(go(db.url))
-        except (SeedBusy, ConfigurationError) as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+        except SeedBusy as exc:
+            _refuse(EXIT_BUSY, str(exc))
+        except ConfigurationError as exc:
+            _refuse(EXIT_USAGE, str(exc))
     console.print(
         f"{label}: {report.companies} companies, {report.contacts} contacts, "
         f"{report.api_calls} API calls"
@@ -440,7 +546,7 @@ def _run_seed(
     if report.failed:
         for what, why in report.failed.items():
             console.print(f"[red]failed: {what}: {why}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
@@ -477,7 +583,7 @@ def main() -> None:
         app(prog_name="b24sync")
     except (B24SyncError, psycopg.OperationalError) as exc:
         console.print(f"[red]error:[/red] {redact(f'{type(exc).__name__}: {exc}')}")
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_FAILED) from None
 
 
 if __name__ == "__main__":

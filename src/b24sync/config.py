@@ -82,6 +82,9 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     b24sync_data_dir: Path = Path("data")
+    b24sync_db_port: int = Field(default=55432, ge=0, le=65535)  # embedded server's TCP; 0: off
+    # What the dashboard shows analysts; unset: the embedded server's TCP address, if any.
+    bi_database_url: SecretStr | None = None
     bitrix_webhook_url: str | None = None
     bitrix_application_token: SecretStr | None = None
     # The second names are the original service's (.env example and settings table).
@@ -221,7 +224,15 @@ def stored_secret(data_dir: Path, name: str) -> str:
     return value
 
 
-def load_settings() -> Settings:
+DEMO_PORTAL_FILE = "demo_portal_webhook_url"
+
+
+def load_settings(*, demo_portal: bool = True) -> Settings:
+    """Settings from the environment and ``.env``. With no portal configured and ``demo_portal``,
+    the webhook URL of the demo portal a running `b24sync run` keeps in the data directory."""
     settings = Settings()
+    demo_file = settings.b24sync_data_dir / DEMO_PORTAL_FILE
+    if demo_portal and not settings.portal_configured and demo_file.exists():
+        settings = Settings(bitrix_webhook_url=demo_file.read_text().strip())
     settings.register_secrets()
     return settings

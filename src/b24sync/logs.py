@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from b24sync.redaction import redact
 
@@ -38,18 +39,28 @@ class KeyValueFormatter(logging.Formatter):
         return redact(line)
 
 
+def _handler(handler: logging.Handler) -> logging.Handler:
+    handler.setFormatter(KeyValueFormatter())
+    handler.addFilter(RedactionFilter())
+    return handler
+
+
 def _quote(value: str) -> str:
     if value and all(c.isalnum() or c in "-_.:/+@" for c in value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def configure_logging(debug: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
-    handler.addFilter(RedactionFilter())
+def configure_logging(debug: bool = False, log_file: Path | None = None) -> None:
+    """Key=value lines on stderr. With ``log_file`` the lines go there and stderr keeps warnings
+    and errors only (`b24sync run`, whose terminal is read by a person)."""
+    console = _handler(logging.StreamHandler(sys.stderr))
+    handlers: list[logging.Handler] = [console]
+    if log_file is not None:
+        console.setLevel(logging.WARNING)
+        handlers.append(_handler(logging.FileHandler(log_file, encoding="utf-8")))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     noisy_loggers = ("httpx", "httpcore", "uvicorn.access", "asyncio", "pgserver", "alembic")
     for noisy in (*noisy_loggers, *(() if debug else ("procrastinate", "sse_starlette"))):

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine
 
-from b24sync.store.embedded import EmbeddedPostgres
+from b24sync.store.embedded import EmbeddedPostgres, TcpAccess
 
 
 def sqlalchemy_url(libpq_url: str) -> str:
@@ -36,14 +36,20 @@ def migration_engine(url: str) -> Engine:
 class DatabaseLocation(AbstractContextManager["DatabaseLocation"]):
     """Resolves where the data lives: DATABASE_URL, or an embedded server under the data dir."""
 
-    def __init__(self, database_url: str | None, data_dir: Path) -> None:
+    def __init__(self, database_url: str | None, data_dir: Path, tcp_port: int = 0) -> None:
+        """``tcp_port``: where an embedded server also listens on 127.0.0.1 (0: socket only)."""
         self._configured = database_url
-        self._embedded = None if database_url else EmbeddedPostgres(data_dir)
+        self._embedded = None if database_url else EmbeddedPostgres(data_dir, tcp_port or None)
         self.url: str = database_url or ""
 
     @property
     def is_embedded(self) -> bool:
         return self._embedded is not None
+
+    @property
+    def tcp(self) -> TcpAccess | None:
+        """How other programs reach an embedded server over TCP (None: DATABASE_URL or socket)."""
+        return self._embedded.tcp if self._embedded is not None else None
 
     def __enter__(self) -> DatabaseLocation:
         if self._embedded is not None:

@@ -1,26 +1,65 @@
-"""A real PostgreSQL started from the pgserver wheel when DATABASE_URL is unset."""
+"""A real PostgreSQL started from the pgserver wheel when DATABASE_URL is unset.
+
+pgserver starts its server on a Unix socket only, which no BI tool on another runtime (Metabase
+in Docker, DBeaver, Power BI over an SSH tunnel) can use. With a ``tcp_port`` the server is
+started by us, with pgserver's binaries, listening on 127.0.0.1 as well; connections over TCP
+need the password kept in the data directory, the socket stays the service's own way in.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import psycopg
+
+from b24sync.config import stored_secret
 from b24sync.errors import EmbeddedPostgresError
 
 log = logging.getLogger(__name__)
+
+PASSWORD_FILE = "postgres_password"
+TCP_HOST = "127.0.0.1"
+# Ours, not pgserver's: trust on the socket (its directory is the server user's), a password on TCP.
+HBA_RULES = """\
+# written by b24sync at every start of the embedded server
+local all all trust
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128      scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class TcpAccess:
+    """How a BI tool reaches the embedded server."""
+
+    port: int
+    password: str
+
+    @property
+    def url(self) -> str:
+        return (
+            f"postgresql://postgres:{quote(self.password, safe='')}@{TCP_HOST}:{self.port}/postgres"
+        )
 
 
 class EmbeddedPostgres:
     """Owns one pgserver instance under ``data_dir/postgres``; reused across starts.
 
-    The server keeps its data directory; :meth:`stop` shuts it down cleanly (pgserver also
-    registers an atexit hook, so an interpreter exit stops it too).
+    The server keeps its data directory; :meth:`stop` shuts it down when this process is the last
+    one using it (pgserver counts the processes; an interpreter exit stops it too).
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, tcp_port: int | None = None) -> None:
+        self.data_dir = data_dir
         self.pgdata = (data_dir / "postgres").resolve()
+        self.tcp_port = tcp_port
+        self.tcp: TcpAccess | None = None
         self._server: Any = None
 
     def start(self) -> str:
@@ -31,19 +70,96 @@ class EmbeddedPostgres:
             runtime = self.pgdata.parent / "run"
             runtime.mkdir(mode=0o700, exist_ok=True)
             os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-        from pgserver.postgres_server import get_server  # lazily: a large wheel, needed only here
-
         try:
-            self._server = get_server(self.pgdata, cleanup_mode="stop")
-        except Exception as exc:  # pgserver raises bare exceptions from initdb/pg_ctl
+            if self.tcp_port is not None and (self.pgdata / "PG_VERSION").exists():
+                self._start_listening(self.tcp_port)  # a no-op when it already runs
+            self._server = self._attach()
+            if self.tcp_port is not None and self._info().port != self.tcp_port:
+                self._restart_listening(self.tcp_port)
+        except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+            # pgserver raises bare exceptions from initdb/pg_ctl
             raise EmbeddedPostgresError(
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
+                f"Is port {self.tcp_port} taken? Set B24SYNC_DB_PORT to another one, or "
+                "DATABASE_URL to use an existing server."
+                if self.tcp_port
+                else f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
                 "Set DATABASE_URL to use an existing server instead."
             ) from exc
-        log.info("embedded postgres ready", extra={"kv": {"pgdata": str(self.pgdata)}})
-        return str(self._server.get_uri())
+        url = self._socket_url()
+        if self.tcp_port is not None and self._info().port == self.tcp_port:
+            self.tcp = TcpAccess(self.tcp_port, self._set_password(url))
+        log.debug("embedded postgres ready", extra={"kv": {"pgdata": str(self.pgdata)}})
+        return url
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+    def _attach(self) -> Any:
+        from pgserver.postgres_server import get_server  # lazily: a large wheel, needed only here
+
+        return get_server(self.pgdata, cleanup_mode="stop")
+
+    def _info(self) -> Any:
+        from pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is None or not info.is_running():
+            raise RuntimeError("the server is not running")
+        return info
+
+    def _socket_url(self) -> str:
+        info = self._info()
+        return f"postgresql://postgres@/postgres?host={info.socket_dir}&port={info.port}"
+
+    def _restart_listening(self, port: int) -> None:
+        """The server pgserver has just made listens on its socket only: when this process is its
+        only user, stop it and start it again listening on TCP too (once per new data dir)."""
+        if self._server.global_process_id_list.get() != [os.getpid()]:
+            log.warning("embedded postgres is used by another process: not listening on TCP")
+            return
+        self._server.cleanup()
+        self._start_listening(port)
+        self._server = self._attach()
+
+    def _start_listening(self, port: int) -> None:
+        """``pg_ctl start`` as pgserver would, but listening on 127.0.0.1:``port`` too."""
+        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import PostmasterInfo, find_suitable_socket_dir
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is not None and info.is_running():
+            return
+        user = "pgserver" if os.geteuid() == 0 else None  # pgserver's own OS user under root
+        socket_dir = find_suitable_socket_dir(self.pgdata, PostgresServer.runtime_path)
+        if user is not None and socket_dir != self.pgdata:
+            socket_dir.chmod(0o777)
+        (self.pgdata / "pg_hba.conf").write_text(HBA_RULES)
+        log_file = self.pgdata / "log"
+        options = f"-h {TCP_HOST} -p {port} -k {socket_dir}"
+        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-o", options]
+        # No pipes: the server inherits pg_ctl's output and would hold them open for good.
+        started = subprocess.run(
+            [*command, "-l", str(log_file), "start"],
+            user=user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+        if started.returncode != 0:
+            last_lines = log_file.read_text(errors="replace").splitlines()[-3:]
+            raise RuntimeError(" / ".join(last_lines) or f"pg_ctl exited {started.returncode}")
+
+    def _set_password(self, url: str) -> str:
+        password = stored_secret(self.data_dir, PASSWORD_FILE)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("ALTER ROLE postgres PASSWORD {}").format(
+                    psycopg.sql.Literal(password)
+                )
+            )
+        return password
