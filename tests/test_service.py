@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -674,3 +675,37 @@ async def test_unsafe_handler_urls_are_422(stack: Stack, url: str, why: str) -> 
         "/api/v1/webhooks/unregister", params={"handler_base_url": url}
     )
     assert response.status_code == 422
+
+
+async def test_a_thousand_events_leave_no_error_in_the_postgresql_log(
+    stack: Stack, database_url: str
+) -> None:
+    """Each event asks for the apply job; one waiting copy is enough, and asking for a second
+    must not fail inside PostgreSQL (which logged an ERROR with its statement every time)."""
+    run_id = (await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})).json()[
+        "run_id"
+    ]
+    await finished(stack, run_id)
+    log_file = Path(scalar(database_url, "SHOW data_directory")) / "log"
+    log_start = log_file.stat().st_size
+    for n in range(1000):
+        event = {
+            "event": "ONCRMDEALUPDATE",
+            "data[FIELDS][ID]": str(n % 120 + 1),
+            "ts": str(int(time.time())),
+            "auth[application_token]": APPLICATION_TOKEN,
+        }
+        answer = await stack.api.post("/api/v1/webhooks/bitrix", data=event)
+        assert answer.status_code == 200, answer.text
+
+    async def applied() -> bool:
+        pending = scalar(
+            database_url, "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL"
+        )
+        return pending == 0
+
+    await stack.wait_for(applied)
+    with log_file.open(errors="replace") as log:
+        log.seek(log_start)
+        errors = [line for line in log if "ERROR" in line]
+    assert errors == []

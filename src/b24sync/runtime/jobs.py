@@ -17,16 +17,16 @@ A failed job is never retried by procrastinate (see :func:`_again`).
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 
 import procrastinate
 from procrastinate import PsycopgConnector
-from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.types import JSONValue
 
 from b24sync.errors import SyncAlreadyRunning, TransientSyncFailure
 from b24sync.service import TASK_APPLY_EVENTS, TASK_SYNC, SyncService
+from b24sync.service.queueing import defer_once
 from b24sync.store.database import libpq_url
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,7 @@ async def _again(
     queueing lock forbids while a newer copy waits: the job then stays 'doing' for good and,
     its lock held, nothing with that lock ever runs again.
     """
-    with suppress(AlreadyEnqueued):
-        await app.configure_task(
-            task, lock=lock, queueing_lock=lock, schedule_in={"seconds": seconds}
-        ).defer_async(**kwargs)
+    await defer_once(app, task, lock, in_seconds=seconds, **kwargs)
 
 
 async def requeue_stalled_jobs(app: procrastinate.App) -> list[int]:

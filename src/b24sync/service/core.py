@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,7 @@ from b24sync.errors import (
 )
 from b24sync.service.application import LocalApplication
 from b24sync.service.events import EventIntake
+from b24sync.service.queueing import defer_once
 from b24sync.service.testdata import TestData
 from b24sync.store import inbox, runs, schedule
 from b24sync.store.database import PooledDatabase, libpq_url
@@ -265,14 +265,7 @@ class SyncService:
         }
 
     async def _defer_apply(self) -> None:
-        with suppress(AlreadyEnqueued):  # the queued apply job will pick new events up too
-            await (
-                self._jobs()
-                .configure_task(
-                    TASK_APPLY_EVENTS, lock=TASK_APPLY_EVENTS, queueing_lock=TASK_APPLY_EVENTS
-                )
-                .defer_async()
-            )
+        await defer_once(self._jobs(), TASK_APPLY_EVENTS, TASK_APPLY_EVENTS)
 
     # --- test data ---------------------------------------------------------------------------
 
