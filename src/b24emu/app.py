@@ -175,7 +175,7 @@ def control_router(emu: Emulator) -> APIRouter:
 
     @router.post("/seed")
     async def seed(body: dict[str, Any]) -> dict[str, Any]:
-        counts = {e: int(body.get(e, 0)) for e in ENTITIES}
+        counts = {e: int(body.get(e, 0)) for e in (*ENTITIES, "item")}
         started = time.perf_counter()
         created = seed_portal(emu.portal, counts, int(body.get("seed", 1)))
         return {"created": created, "seconds": round(time.perf_counter() - started, 3)}
@@ -188,7 +188,7 @@ def control_router(emu: Emulator) -> APIRouter:
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
         return emu.stats.as_dict() | {
-            "records": {e: len(emu.portal.store(e).records) for e in ENTITIES}
+            "records": {name: len(store.records) for name, store in emu.portal.stores.items()}
         }
 
     @router.put("/limits")
@@ -233,7 +233,7 @@ def control_router(emu: Emulator) -> APIRouter:
 
     @router.post("/userfields/{entity}")
     async def add_user_field(entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        _known(entity)
+        _known(emu, entity)
         return emu.portal.add_user_field(
             entity,
             str(body["name"]),
@@ -245,20 +245,20 @@ def control_router(emu: Emulator) -> APIRouter:
 
     @router.delete("/userfields/{entity}/{name}")
     async def remove_user_field(entity: str, name: str) -> dict[str, bool]:
-        _known(entity)
+        _known(emu, entity)
         emu.portal.remove_user_field(entity, name)
         return {"removed": True}
 
     @router.patch("/userfields/{entity}/{name}")
     async def retype_user_field(entity: str, name: str, body: dict[str, Any]) -> dict[str, bool]:
-        _known(entity)
+        _known(emu, entity)
         emu.portal.retype_user_field(entity, name, str(body["type"]))
         return {"retyped": True}
 
     @router.patch("/records/{entity}/{record_id}")
     async def edit_record(entity: str, record_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """A person edits a record in the portal's UI: no REST limit is spent, events fire."""
-        _known(entity)
+        _known(emu, entity)
         emu.portal.update(entity, record_id, body)
         return {"updated": True}
 
@@ -305,6 +305,8 @@ def control_router(emu: Emulator) -> APIRouter:
     return router
 
 
-def _known(entity: str) -> None:
-    if entity not in ENTITIES:
-        raise errors.bad_parameter(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
+def _known(emu: Emulator, entity: str) -> None:
+    """A classic entity or a smart process's items (``dynamic_<entityTypeId>``)."""
+    if entity not in emu.portal.stores:
+        known = ", ".join(emu.portal.stores)
+        raise errors.bad_parameter(f"unknown entity {entity!r}; one of {known}")

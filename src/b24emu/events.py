@@ -17,13 +17,18 @@ from urllib.parse import urlencode
 
 import httpx
 
+from b24emu.smart import STORE_PREFIX
+
 log = logging.getLogger(__name__)
 
+# Items of every smart process share three events; ENTITY_TYPE_ID in the payload says whose
+# (api-reference/crm/universal/events/index.md).
 CRM_EVENTS = tuple(
     f"ONCRM{entity}{action}"
-    for entity in ("DEAL", "CONTACT", "LEAD", "COMPANY")
+    for entity in ("DEAL", "CONTACT", "LEAD", "COMPANY", "DYNAMICITEM")
     for action in ("ADD", "UPDATE", "DELETE")
 )
+
 DELIVERY_TIMEOUT_SECONDS = 10.0
 
 
@@ -94,7 +99,10 @@ class EventHub:
     def on_change(self, entity: str, action: str, record_id: int, now_iso: str) -> None:
         """Portal listener: fan the change out to online handlers and the offline queue."""
         name = f"ONCRM{entity.upper()}{action}"
-        data = {"FIELDS": {"ID": record_id}}
+        data: dict[str, Any] = {"FIELDS": {"ID": record_id}}
+        if entity.startswith(STORE_PREFIX):
+            name = f"ONCRMDYNAMICITEM{action}"
+            data["FIELDS"]["ENTITY_TYPE_ID"] = int(entity.removeprefix(STORE_PREFIX))
         for binding in self.bindings:
             if binding.event != name:
                 continue

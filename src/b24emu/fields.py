@@ -184,7 +184,7 @@ _SPECS: dict[str, list[tuple[str, ...]]] = {
 }
 
 
-def _definition(spec: tuple[str, ...]) -> tuple[str, FieldDef]:
+def spec_definition(spec: tuple[str, ...]) -> tuple[str, FieldDef]:
     name, ftype, title, flags = spec[:4]
     field: FieldDef = {
         "type": ftype,
@@ -202,7 +202,7 @@ def _definition(spec: tuple[str, ...]) -> tuple[str, FieldDef]:
 
 def standard_fields(entity: str) -> dict[str, FieldDef]:
     """A fresh copy of the standard field set of ``entity``."""
-    return dict(_definition(spec) for spec in _SPECS[entity])
+    return dict(spec_definition(spec) for spec in _SPECS[entity])
 
 
 ENTITIES: tuple[str, ...] = tuple(_SPECS)

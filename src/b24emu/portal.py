@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from b24emu import errors, references
+from b24emu import errors, references, smart
 from b24emu.fields import (
     ENTITIES,
     INTEGER_TYPES,
@@ -53,10 +53,24 @@ class ListPage:
     scanned: int
 
 
+@dataclass(frozen=True)
+class AuditFields:
+    """Which fields say when and by whom a record was created and last changed."""
+
+    created_at: str = "DATE_CREATE"
+    modified_at: str = "DATE_MODIFY"
+    created_by: str = "CREATED_BY_ID"
+    modified_by: str = "MODIFY_BY_ID"
+
+
+SMART_AUDIT = AuditFields("CREATED_TIME", "UPDATED_TIME", "CREATED_BY", "UPDATED_BY")
+
+
 @dataclass
 class EntityStore:
     name: str
     fields: dict[str, FieldDef]
+    audit: AuditFields = AuditFields()
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     ids: list[int] = field(default_factory=list)  # ascending, for keyset seeks
     next_id: int = 1
@@ -106,6 +120,8 @@ class Portal:
         self.categories = references.categories()
         self.currencies = references.currencies()
         self.user_field_ids = itertools.count(100)
+        self.types: dict[int, smart.SmartType] = {}  # by entityTypeId
+        self.type_ids = itertools.count(1)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -254,17 +270,18 @@ class Portal:
                 record[name] = []
             elif fdef["type"] == "char":
                 record[name] = "N"
+        audit = store.audit
         record.update(
             {
-                "DATE_CREATE": now,
-                "DATE_MODIFY": now,
-                "CREATED_BY_ID": str(user_id),
-                "MODIFY_BY_ID": str(user_id),
+                audit.created_at: now,
+                audit.modified_at: now,
+                audit.created_by: str(user_id),
+                audit.modified_by: str(user_id),
                 "ASSIGNED_BY_ID": str(user_id),
                 "OPENED": "Y",
             }
         )
-        record.update(_ENTITY_DEFAULTS.get(entity, {}))
+        record.update(self._defaults(entity))
         self._apply(store, record, fields, creating=True)
         self._derive(entity, record)
         record_id = store.insert(record)
@@ -284,10 +301,19 @@ class Portal:
     ) -> None:
         record = self.get(entity, record_id)
         store = self.store(entity)
+        stage = record.get("STAGE_ID")
         self._apply(store, record, fields, creating=False)
-        record["DATE_MODIFY"] = self.clock.iso()
-        record["MODIFY_BY_ID"] = str(user_id)
+        record[store.audit.modified_at] = self.clock.iso()
+        record[store.audit.modified_by] = str(user_id)
         self._derive(entity, record)
+        if entity in self._smart_stores() and record.get("STAGE_ID") != stage:
+            record.update(
+                {
+                    "PREVIOUS_STAGE_ID": stage,
+                    "MOVED_TIME": record[store.audit.modified_at],
+                    "MOVED_BY": str(user_id),
+                }
+            )
         self._notify(entity, "UPDATE", int(record["ID"]))
 
     def delete(self, entity: str, record_id: Any) -> None:
@@ -313,6 +339,8 @@ class Portal:
                 ids = [company, *ids]
                 record["COMPANY_IDS"] = ids
             record["COMPANY_ID"] = ids[0] if ids else None
+        if entity in self._smart_stores():
+            self._derive_stage(entity, record)
         if entity == "lead":
             status = record.get("STATUS_ID") or "NEW"
             record["STATUS_SEMANTIC_ID"] = (
@@ -361,6 +389,123 @@ class Portal:
             following if start >= 0 else None,
             len(store.records) + offset,
         )
+
+    # --- smart processes (b24emu.smart) --------------------------------------------------------
+
+    def _smart_stores(self) -> set[str]:
+        return {smart.store_name(t) for t in self.types}
+
+    def smart_store(self, entity_type_id: Any) -> str:
+        """The store of a smart process's items; NOT_FOUND as crm.item.* answers it."""
+        try:
+            known = int(str(entity_type_id)) in self.types
+        except ValueError:
+            known = False
+        if not known:
+            raise errors.RestError("NOT_FOUND", "Smart process not found", 400)
+        return smart.store_name(int(str(entity_type_id)))
+
+    def add_type(
+        self,
+        title: str,
+        flags: dict[str, Any],
+        *,
+        entity_type_id: int | None = None,
+        pipelines: list[tuple[str, list[tuple[str, str, str | None]]]] | None = None,
+    ) -> smart.SmartType:
+        """A new smart process with its pipelines (name, stages), the first one the default."""
+        if entity_type_id is None:
+            entity_type_id = smart.FIRST_ENTITY_TYPE_ID
+            while entity_type_id in self.types:
+                entity_type_id += 2
+        elif entity_type_id in self.types or not smart.entity_type_id_allowed(entity_type_id):
+            raise errors.bad_parameter(f"entityTypeId {entity_type_id} is taken or not allowed")
+        now = self.clock.iso()
+        kind = smart.SmartType(
+            next(self.type_ids), entity_type_id, title, smart.flags_from(flags), now, now
+        )
+        self.types[entity_type_id] = kind
+        chosen = pipelines or [("Общая", smart.DEFAULT_STAGES)]
+        categories = [self.add_category(entity_type_id, name, stages) for name, stages in chosen]
+        self.categories[-len(categories)]["isDefault"] = "Y"
+        name = smart.store_name(entity_type_id)
+        fields = smart.standard_fields(entity_type_id, categories[0])
+        self.stores[name] = EntityStore(name, fields, SMART_AUDIT)
+        return kind
+
+    def add_category(
+        self, entity_type_id: int, name: str, stages: list[tuple[str, str, str | None]]
+    ) -> int:
+        """A pipeline of a smart process and its stages (`crm.category.list`, `crm.status.list`)."""
+        category_id = max(int(c["id"]) for c in self.categories) + 1
+        sort = 100 * (1 + sum(c["entityTypeId"] == entity_type_id for c in self.categories))
+        self.categories.append(
+            {
+                "id": category_id,
+                "name": name,
+                "sort": sort,
+                "entityTypeId": entity_type_id,
+                "isDefault": "N",
+            }
+        )
+        entity_id = smart.stage_entity_id(entity_type_id, category_id)
+        for n, (code, stage_name, semantics) in enumerate(stages):
+            self.statuses.append(
+                references.status_row(
+                    max(int(s["ID"]) for s in self.statuses) + 1,
+                    entity_id,
+                    n,
+                    smart.stage_id(entity_type_id, category_id, code),
+                    stage_name,
+                    semantics,
+                    str(category_id),
+                )
+            )
+        return category_id
+
+    def delete_type(self, type_id: Any) -> None:
+        """crm-type-delete.md: only a type without items; its pipelines and stages go with it."""
+        kind = next((t for t in self.types.values() if str(t.id) == str(type_id)), None)
+        if kind is None:
+            raise errors.RestError("0", "Smart process not found", 400)
+        name = smart.store_name(kind.entity_type_id)
+        if self.stores[name].records:
+            raise errors.RestError(
+                "BX_ERROR", "You cannot delete an entity type that has elements", 400
+            )
+        del self.types[kind.entity_type_id]
+        del self.stores[name]
+        self.categories = [c for c in self.categories if c["entityTypeId"] != kind.entity_type_id]
+        prefix = f"DYNAMIC_{kind.entity_type_id}_STAGE_"
+        self.statuses = [s for s in self.statuses if not s["ENTITY_ID"].startswith(prefix)]
+
+    def stages_of(self, entity_type_id: int, category_id: int) -> list[dict[str, Any]]:
+        entity_id = smart.stage_entity_id(entity_type_id, category_id)
+        return [s for s in self.statuses if s["ENTITY_ID"] == entity_id]
+
+    def default_category(self, entity_type_id: int) -> int:
+        return next(
+            int(c["id"])
+            for c in self.categories
+            if c["entityTypeId"] == entity_type_id and c["isDefault"] == "Y"
+        )
+
+    def _defaults(self, entity: str) -> dict[str, Any]:
+        if entity not in self._smart_stores():
+            return _ENTITY_DEFAULTS.get(entity, {})
+        return {"CURRENCY_ID": "RUB", "OPPORTUNITY": "0.00", "IS_MANUAL_OPPORTUNITY": "N"}
+
+    def _derive_stage(self, entity: str, record: dict[str, Any]) -> None:
+        """A smart-process item stands in a stage of its own pipeline: the first one when none
+        (or one of another pipeline) was given."""
+        entity_type_id = int(entity.removeprefix(smart.STORE_PREFIX))
+        category = record.get("CATEGORY_ID") or str(self.default_category(entity_type_id))
+        stages = self.stages_of(entity_type_id, int(category))
+        if not stages:
+            raise errors.bad_parameter(f"Pipeline {category} not found")
+        record["CATEGORY_ID"] = str(category)
+        if record.get("STAGE_ID") not in {s["STATUS_ID"] for s in stages}:
+            record["STAGE_ID"] = stages[0]["STATUS_ID"]
 
     # --- user fields ------------------------------------------------------------------------
 

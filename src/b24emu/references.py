@@ -78,28 +78,40 @@ def statuses() -> list[dict[str, Any]]:
         category = entity_id.rsplit("_", 1)[1] if entity_id.startswith("DEAL_STAGE_") else None
         for n, (status_id, name, semantics) in enumerate(values):
             rows.append(
-                {
-                    "ID": str(len(rows) + 1),
-                    "ENTITY_ID": entity_id,
-                    "STATUS_ID": status_id,
-                    "NAME": name,
-                    "NAME_INIT": name,
-                    "SORT": str((n + 1) * 10),
-                    "SYSTEM": "Y" if n == 0 or semantics else "N",
-                    "CATEGORY_ID": category,
-                    "COLOR": _STAGE_COLORS[semantics] if "STAGE" in entity_id else None,
-                    "SEMANTICS": semantics,
-                    "EXTRA": {
-                        "SEMANTICS": {"S": "success", "F": "failure"}.get(
-                            semantics or "", "process"
-                        ),
-                        "COLOR": _STAGE_COLORS[semantics],
-                    }
-                    if "STAGE" in entity_id or entity_id == "STATUS"
-                    else None,
-                }
+                status_row(len(rows) + 1, entity_id, n, status_id, name, semantics, category)
             )
     return rows
+
+
+def status_row(
+    row_id: int,
+    entity_id: str,
+    position: int,
+    status_id: str,
+    name: str,
+    semantics: str | None,
+    category: str | None,
+) -> dict[str, Any]:
+    """One `crm.status.list` record (every value a string); ``position`` counts from 0."""
+    stage = "STAGE" in entity_id
+    return {
+        "ID": str(row_id),
+        "ENTITY_ID": entity_id,
+        "STATUS_ID": status_id,
+        "NAME": name,
+        "NAME_INIT": name,
+        "SORT": str((position + 1) * 10),
+        "SYSTEM": "Y" if position == 0 or semantics else "N",
+        "CATEGORY_ID": category,
+        "COLOR": _STAGE_COLORS[semantics] if stage else None,
+        "SEMANTICS": semantics,
+        "EXTRA": {
+            "SEMANTICS": {"S": "success", "F": "failure"}.get(semantics or "", "process"),
+            "COLOR": _STAGE_COLORS[semantics],
+        }
+        if stage or entity_id == "STATUS"
+        else None,
+    }
 
 
 def stage_ids(category_id: int) -> list[str]:

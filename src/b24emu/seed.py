@@ -7,12 +7,13 @@ take seconds and the same seed always gives the same portal.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from faker import Faker
 
-from b24emu import references
+from b24emu import references, smart
 from b24emu.fields import MULTIFIELDS
 from b24emu.portal import PORTAL_TZ, Portal
 from b24emu.references import OWNER_IDS
@@ -60,6 +61,76 @@ USER_FIELDS: dict[str, list[tuple[str, str, str, bool]]] = {
 }
 ENUM_ITEMS = {"UF_CRM_1700000007": REGIONS, "UF_CRM_1700000202": ["Малый", "Средний", "Крупный"]}
 
+Stages = list[tuple[str, str, str | None]]
+
+
+@dataclass(frozen=True)
+class DemoSmartProcess:
+    """A smart process of the demo portal: its pipelines (name, stages) and user fields
+    (code, type, label, enumeration items); user fields are named UF_CRM_<type id>_<code>."""
+
+    entity_type_id: int
+    title: str
+    flags: dict[str, str]
+    pipelines: list[tuple[str, Stages]]
+    user_fields: list[tuple[str, str, str, list[str]]]
+
+
+SMART_PROCESSES = [
+    DemoSmartProcess(
+        1032,
+        "Договоры",
+        {"isCategoriesEnabled": "Y", "isStagesEnabled": "Y", "isClientEnabled": "Y"},
+        [
+            (
+                "Договоры продажи",
+                [
+                    ("NEW", "Черновик", None),
+                    ("PREPARATION", "Согласование", None),
+                    ("CLIENT", "Подписание", None),
+                    ("SUCCESS", "Подписан", "S"),
+                    ("FAIL", "Отклонён", "F"),
+                ],
+            ),
+            (
+                "Договоры поставки",
+                [
+                    ("NEW", "Черновик", None),
+                    ("PREPARATION", "Проверка юристом", None),
+                    ("SUCCESS", "Подписан", "S"),
+                    ("FAIL", "Отклонён", "F"),
+                ],
+            ),
+        ],
+        [
+            ("1700000501", "string", "Номер договора", []),
+            ("1700000502", "enumeration", "Вид договора", ["Разовый", "Рамочный", "Абонентский"]),
+            ("1700000503", "date", "Действует до", []),
+        ],
+    ),
+    DemoSmartProcess(
+        1036,
+        "Заявки на доставку",
+        {"isStagesEnabled": "Y", "isClientEnabled": "Y"},
+        [
+            (
+                "Общая",
+                [
+                    ("NEW", "Новая", None),
+                    ("PREPARATION", "Собирается", None),
+                    ("CLIENT", "В пути", None),
+                    ("SUCCESS", "Доставлена", "S"),
+                    ("FAIL", "Отменена", "F"),
+                ],
+            )
+        ],
+        [
+            ("1700000601", "string", "Адрес доставки", []),
+            ("1700000602", "double", "Вес, кг", []),
+        ],
+    ),
+]
+
 
 class DemoData:
     def __init__(self, seed: int) -> None:
@@ -104,7 +175,8 @@ def _enum_ids(portal: Portal, entity: str, name: str) -> list[str]:
 
 
 def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[str, int]:
-    """Add ``counts`` records per entity (companies first, so that links point somewhere)."""
+    """Add ``counts`` records per entity (companies first, so that links point somewhere);
+    ``item``: that many items of each demo smart process (created when missing)."""
     ensure_user_fields(portal)
     data = DemoData(seed)
     created: dict[str, int] = {}
@@ -139,7 +211,87 @@ def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[s
             maker(portal, data, record)
             store.insert(record)
         created[entity] = number
+    if int(counts.get("item", 0)):
+        created["item"] = _seed_items(portal, int(counts["item"]), seed)
     return created
+
+
+def ensure_smart_processes(portal: Portal) -> None:
+    for demo in SMART_PROCESSES:
+        if demo.entity_type_id in portal.types:
+            continue
+        kind = portal.add_type(
+            demo.title, demo.flags, entity_type_id=demo.entity_type_id, pipelines=demo.pipelines
+        )
+        for code, utype, label, items in demo.user_fields:
+            portal.add_user_field(
+                smart.store_name(kind.entity_type_id),
+                f"UF_CRM_{kind.id}_{code}",
+                utype,
+                label,
+                items=items,
+            )
+
+
+def _seed_items(portal: Portal, number: int, seed: int) -> int:
+    """``number`` items of each demo smart process, from a generator of their own (the other
+    records stay as they were before smart processes were seeded)."""
+    ensure_smart_processes(portal)
+    rng = random.Random(seed + 2_000_003)
+    base = datetime(2024, 1, 1, 9, 0, tzinfo=PORTAL_TZ)
+    companies, contacts = portal.store("company").ids, portal.store("contact").ids
+    for demo in SMART_PROCESSES:
+        store = portal.store(smart.store_name(demo.entity_type_id))
+        pipelines = [
+            int(c["id"]) for c in portal.categories if c["entityTypeId"] == demo.entity_type_id
+        ]
+        for n in range(number):
+            created_at = base + timedelta(seconds=rng.randint(0, 600 * 86400))
+            updated_at = created_at + timedelta(seconds=rng.randint(0, 30 * 86400))
+            category = rng.choice(pipelines)
+            stage = rng.choice(portal.stages_of(demo.entity_type_id, category))["STATUS_ID"]
+            contact = str(rng.choice(contacts)) if contacts else None
+            record: dict[str, Any] = {name: None for name in store.fields} | {
+                "TITLE": f"{demo.title} №{n + 1}",
+                "CREATED_TIME": created_at.isoformat(),
+                "UPDATED_TIME": updated_at.isoformat(),
+                "CREATED_BY": rng.choice(OWNER_IDS),
+                "UPDATED_BY": "1",
+                "ASSIGNED_BY_ID": rng.choice(OWNER_IDS),
+                "OPENED": "Y",
+                "CATEGORY_ID": str(category),
+                "STAGE_ID": stage,
+                "MOVED_TIME": updated_at.isoformat(),
+                "MOVED_BY": rng.choice(OWNER_IDS),
+                "COMPANY_ID": str(rng.choice(companies)) if companies else None,
+                "CONTACT_ID": contact,
+                "CONTACT_IDS": [contact] if contact else [],
+                "OBSERVERS": [],
+                "OPPORTUNITY": f"{rng.randint(1, 400) * 2500:.2f}",
+                "IS_MANUAL_OPPORTUNITY": "N",
+                "CURRENCY_ID": "RUB",
+            }
+            for name, definition in store.fields.items():
+                if name.startswith("UF_"):
+                    record[name] = _user_field_value(rng, definition, created_at, n)
+            store.insert(record)
+    return number
+
+
+def _user_field_value(
+    rng: random.Random, definition: dict[str, Any], moment: datetime, n: int
+) -> str | None:
+    kind = definition["type"]
+    if kind == "enumeration":
+        return str(rng.choice(definition["items"])["ID"])
+    if kind == "date":
+        later = moment + timedelta(days=rng.randint(30, 720))
+        return later.replace(hour=0, minute=0, second=0).isoformat()
+    if kind == "double":
+        return f"{rng.randint(1, 5000) / 10:.2f}"
+    if definition["listLabel"] == "Адрес доставки":
+        return f"{rng.choice(REGIONS)}, ул. Ленина, {rng.randint(1, 200)}"
+    return f"Д-{moment:%Y}-{n + 1:05d}"
 
 
 def _multifields(portal: Portal, data: DemoData, record: dict[str, Any], last: str) -> None:
