@@ -709,3 +709,27 @@ async def test_a_thousand_events_leave_no_error_in_the_postgresql_log(
         log.seek(log_start)
         errors = [line for line in log if "ERROR" in line]
     assert errors == []
+
+
+async def test_the_api_documents_its_answers_and_its_bearer_scheme(stack: Stack) -> None:
+    """/docs is served from the package (no CDN); the spec says what each route answers."""
+    spec = (await stack.api.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            ok = next(code for code in operation["responses"] if code[0] in "23")
+            content = operation["responses"][ok].get("content", {})
+            if ok == "303" or "application/json" not in content:  # a redirect, SSE, text
+                assert ok == "303" or content, (method, path)
+                continue
+            schema = content["application/json"].get("schema", {})
+            assert schema not in ({}, {"type": "object"}), (method, path, schema)
+    status = spec["paths"]["/api/v1/sync/status"]["get"]
+    assert status["security"] == [{"bearer": []}]
+    page = await stack.api.get("/docs")
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+    assert (await stack.api.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200

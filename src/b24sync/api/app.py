@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from sse_starlette.sse import EventSourceResponse
 
+from b24sync.api import schemas
 from b24sync.api.auth import Authenticator, NotAuthenticated, Principal
 from b24sync.api.deps import bearer_token
+from b24sync.api.docs import mount_docs
 from b24sync.api.metrics import render_metrics
 from b24sync.api.testdata import testdata_router
 from b24sync.errors import (
@@ -117,7 +120,18 @@ def _patch_values(patch: SchedulePatch) -> dict[str, Any]:
     return patch.model_dump(exclude_none=True)
 
 
-async def require_user(request: Request) -> Principal:
+# Documents what bearer_token() reads (an API key or a Supabase JWT): the Authorize button.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API key (API_KEYS, or the admin key `b24sync run` prints) or a Supabase JWT",
+)
+
+
+async def require_user(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     return await authenticator.authenticate(bearer_token(request))
 
@@ -131,6 +145,8 @@ def create_app(service: SyncService) -> FastAPI:
         title="b24sync",
         summary="A PostgreSQL copy of a Bitrix24 CRM, kept current.",
         version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.state.authenticator = authenticator
@@ -141,12 +157,24 @@ def create_app(service: SyncService) -> FastAPI:
 
     metrics_dependencies = [] if service.settings.metrics_public else [Depends(require_user)]
 
-    @app.get("/health", tags=["service"])
+    @app.get(
+        "/health",
+        tags=["service"],
+        response_model=schemas.Health,
+        responses={503: {"model": schemas.Health, "description": "the database is unreachable"}},
+    )
     async def health() -> JSONResponse:
-        report = await service.health()
-        return JSONResponse(report, status_code=200 if report["database"]["ok"] else 503)
+        report = schemas.Health.model_validate(await service.health())
+        status = 200 if report.database.ok else 503
+        return JSONResponse(report.model_dump(mode="json"), status_code=status)
 
-    @app.get("/metrics", tags=["service"], dependencies=metrics_dependencies)
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        dependencies=metrics_dependencies,
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     async def metrics() -> Response:
         body, content_type = render_metrics(await service.metrics_snapshot())
         return Response(body, media_type=content_type)
@@ -154,13 +182,15 @@ def create_app(service: SyncService) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
 
     @api.post("/sync/start/{entity}", status_code=202, tags=["sync"])
-    async def start_sync(entity: EntityName, body: StartSync, _: User) -> dict[str, Any]:
+    async def start_sync(entity: EntityName, body: StartSync, _: User) -> schemas.RunQueued:
         run_id = await service.request_sync(entity, body.sync_type)
-        return {"run_id": run_id, "entity": entity, "sync_type": body.sync_type, "status": "queued"}
+        return schemas.RunQueued(
+            run_id=run_id, entity=entity, sync_type=body.sync_type, status="queued"
+        )
 
     @api.get("/sync/status", tags=["sync"])
-    async def sync_status(_: User) -> dict[str, Any]:
-        return {"entities": await service.status()}
+    async def sync_status(_: User) -> schemas.SyncStatus:
+        return schemas.SyncStatus.model_validate({"entities": await service.status()})
 
     @api.get("/sync/runs", tags=["sync"])
     async def sync_runs(
@@ -170,15 +200,23 @@ def create_app(service: SyncService) -> FastAPI:
         entity: EntityName | None = None,
         status: Literal["queued", "running", "success", "failed", "interrupted", "skipped"]
         | None = None,
-    ) -> dict[str, Any]:
+    ) -> schemas.RunsPage:
         found, total = await service.runs(limit=limit, offset=offset, entity=entity, status=status)
-        return {"runs": _jsonable(found), "total": total, "limit": limit, "offset": offset}
+        return schemas.RunsPage.model_validate(
+            {"runs": found, "total": total, "limit": limit, "offset": offset}
+        )
 
     @api.get("/sync/config", tags=["sync"])
-    async def get_config(_: User) -> dict[str, Any]:
-        return {name: s.as_json() for name, s in (await service.schedules()).items()}
+    async def get_config(_: User) -> dict[str, schemas.Schedule]:
+        return {
+            name: schemas.Schedule(**s.as_json()) for name, s in (await service.schedules()).items()
+        }
 
-    @api.put("/sync/config", tags=["sync"])
+    @api.put(
+        "/sync/config",
+        tags=["sync"],
+        response_model=schemas.FlatSchedule | dict[str, schemas.Schedule],
+    )
     async def put_config(
         changes: EntityConfig | dict[EntityName, SchedulePatch], _: User
     ) -> dict[str, Any]:
@@ -194,11 +232,16 @@ def create_app(service: SyncService) -> FastAPI:
         )
         return {name: s.as_json() for name, s in updated.items()}
 
-    @api.get("/sync/events", tags=["sync"])
+    @api.get(
+        "/sync/events",
+        tags=["sync"],
+        response_class=EventSourceResponse,
+        responses=schemas.event_stream("`runs` events: the live run log, sent on every change"),
+    )
     async def sync_events(request: Request, _: User) -> EventSourceResponse:
         return EventSourceResponse(_live_updates(request, service.live_snapshot))
 
-    @api.post("/webhooks/register", tags=["events"])
+    @api.post("/webhooks/register", tags=["events"], response_model=schemas.BindingResult)
     async def register(
         _: User, handler_base_url: str | None = None, offline: bool = False
     ) -> dict[str, Any]:
@@ -206,24 +249,24 @@ def create_app(service: SyncService) -> FastAPI:
         offline=true for the drain task."""
         return await service.events.register(handler_base_url, offline=offline)
 
-    @api.delete("/webhooks/unregister", tags=["events"])
+    @api.delete("/webhooks/unregister", tags=["events"], response_model=schemas.BindingResult)
     async def unregister(
         _: User, handler_base_url: str | None = None, offline: bool = False
     ) -> dict[str, Any]:
         return await service.events.unregister(handler_base_url, offline=offline)
 
-    @api.get("/webhooks/registered", tags=["events"])
+    @api.get("/webhooks/registered", tags=["events"], response_model=schemas.EventsInfo)
     async def registered(_: User) -> dict[str, Any]:
         return await service.events.registered()
 
     @api.post("/webhooks/bitrix", tags=["events"])
-    async def receive(request: Request) -> dict[str, Any]:
+    async def receive(request: Request) -> schemas.EventAccepted:
         """The event receiver: Bitrix24 POSTs form-encoded events here."""
         form = await _form(request)
         event_id = await service.events.receive(form)
-        return {"accepted": True, "id": event_id}
+        return schemas.EventAccepted(accepted=True, id=event_id)
 
-    @api.post("/app/install", tags=["events"])
+    @api.post("/app/install", tags=["events"], response_model=schemas.Installed)
     async def install(request: Request) -> dict[str, Any]:
         """The local application's installation path: the portal POSTs its tokens here."""
         return await service.app.install(await _form(request))
@@ -243,6 +286,7 @@ def create_app(service: SyncService) -> FastAPI:
     app.include_router(testdata_router())
     app.include_router(web_router())
     mount_static(app)
+    mount_docs(app)
     return app
 
 
@@ -288,10 +332,6 @@ def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Resp
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     return handle
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 async def _live_updates(

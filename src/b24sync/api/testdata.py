@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
+from b24sync.api import schemas
 from b24sync.api.auth import Authenticator, NotAuthenticated, Principal
 from b24sync.api.deps import bearer_token, service_of
 from b24sync.errors import B24SyncError
@@ -40,25 +41,37 @@ def testdata_router() -> APIRouter:
     router = APIRouter(tags=["test data"])
 
     @router.get("/bitrix/status")
-    async def seed_status(request: Request, _: Caller) -> dict[str, bool]:
-        return {"busy": await service_of(request).test_data_busy()}
+    async def seed_status(request: Request, _: Caller) -> schemas.SeedBusyState:
+        return schemas.SeedBusyState(busy=await service_of(request).test_data_busy())
 
-    @router.post("/bitrix/webhook/push-to-bitrix")
+    @router.post("/bitrix/webhook/push-to-bitrix", response_model=schemas.SeedResult)
     async def push(request: Request, _: Caller, count: Count = 100) -> dict[str, Any]:
         report = await service_of(request).test_data().create(count, count)
         return report.as_json()
 
-    @router.post("/bitrix/clear-bitrix")
+    @router.post("/bitrix/clear-bitrix", response_model=schemas.SeedResult)
     async def clear(request: Request, _: Caller, everything: Everything = False) -> dict[str, Any]:
         report = await service_of(request).test_data().clear(everything=everything)
         return report.as_json()
 
-    @router.get("/bitrix/webhook/push-stream")
+    @router.get(
+        "/bitrix/webhook/push-stream",
+        response_class=EventSourceResponse,
+        responses=schemas.event_stream(
+            "`message` events with the progress of a create in %, then `done`"
+        ),
+    )
     async def push_stream(request: Request, _: Caller, count: Count = 100) -> EventSourceResponse:
         tool = await _idle_tool(request)
         return EventSourceResponse(_progress(lambda p: tool.create(count, count, p)))
 
-    @router.get("/bitrix/clear-stream")
+    @router.get(
+        "/bitrix/clear-stream",
+        response_class=EventSourceResponse,
+        responses=schemas.event_stream(
+            "`message` events with the progress of a clear in %, then `done`"
+        ),
+    )
     async def clear_stream(
         request: Request, _: Caller, everything: Everything = False
     ) -> EventSourceResponse:
@@ -67,7 +80,7 @@ def testdata_router() -> APIRouter:
             _progress(lambda p: tool.clear(everything=everything, on_progress=p))
         )
 
-    @router.get("/api/v1/testdata")
+    @router.get("/api/v1/testdata", response_model=schemas.TestDataListing)
     async def listing(request: Request, _: Caller) -> dict[str, Any]:
         """Generated companies with their member contacts, and the contacts, from the portal."""
         return await service_of(request).test_data().listing()
