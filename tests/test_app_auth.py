@@ -20,7 +20,7 @@ from b24sync.bitrix.auth import AppAuth
 from b24sync.errors import OAuthRefused
 from b24sync.store import app_tokens
 from b24sync.store.app_tokens import PgTokenStore
-from b24sync.streams import stream_named
+from b24sync.streams import EVENT_NAMES, stream_named
 from tests.portal import API_KEY, TOKEN, Stack, fast_client, service_stack
 
 PORTAL = "http://emu"
@@ -148,7 +148,7 @@ def title_of(database_url: str, record_id: int) -> str | None:
     return found[0] if found else None
 
 
-async def test_register_binds_the_twelve_events_and_they_reach_the_rows(
+async def test_register_binds_every_event_and_they_reach_the_rows(
     app_stack: Stack, database_url: str
 ) -> None:
     response = await app_stack.api.post(
@@ -156,12 +156,12 @@ async def test_register_binds_the_twelve_events_and_they_reach_the_rows(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert len(body["events"]) == 12 and body["failed"] == {}
+    assert len(body["events"]) == len(EVENT_NAMES) and body["failed"] == {}
     registered = (await app_stack.api.get("/api/v1/webhooks/registered")).json()
     assert registered["auth"] == "application" and registered["can_bind"] is True
     handlers = {b["handler"] for b in registered["bindings"]}
     assert handlers == {f"{HANDLER_BASE}/api/v1/webhooks/bitrix"}
-    assert len(registered["bindings"]) == 12
+    assert len(registered["bindings"]) == len(EVENT_NAMES)
 
     await app_stack.portal.call("crm.deal.update", {"id": 3, "fields": {"TITLE": "Via event.bind"}})
 
@@ -174,7 +174,7 @@ async def test_register_binds_the_twelve_events_and_they_reach_the_rows(
     app_stack.api.cookies.set("b24sync_token", API_KEY)
     page = await app_stack.api.get("/events")
     assert page.status_code == 200
-    assert 'id="bindings">12' in page.text and 'id="connect-app"' in page.text
+    assert f'id="bindings">{len(EVENT_NAMES)}' in page.text and 'id="connect-app"' in page.text
     assert "Outbound webhook" not in page.text  # those steps are for an inbound webhook
 
     response = await app_stack.api.delete(

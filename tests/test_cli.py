@@ -13,6 +13,7 @@ import psycopg
 
 from b24emu import Emulator, create_app, seed_portal
 from b24emu.server import serving, webhook_url
+from b24sync.streams import EVENT_NAMES
 from tests.portal import process
 
 
@@ -117,10 +118,10 @@ def test_a_local_application_syncs_and_binds_offline_events(database_url: str) -
         # A second process reuses the stored pair: the spent bootstrap token is not asked again.
         register = b24sync("webhooks", "register", "--offline", env=env)
         assert register.returncode == 0, register.stderr
-        assert len(json.loads(register.stdout)["events"]) == 12
+        assert len(json.loads(register.stdout)["events"]) == len(EVENT_NAMES)
         assert {b.offline for b in emu.events.bindings} == {True}
         listed = json.loads(b24sync("webhooks", "list", env=env).stdout)
-        assert listed["auth"] == "application" and len(listed["bindings"]) == 12
+        assert listed["auth"] == "application" and len(listed["bindings"]) == len(EVENT_NAMES)
 
         # A worker's periodic drain brings an edit made in the portal into the row.
         httpx.patch(f"{base}/_emulator/records/deal/5", json={"TITLE": "offline edit"})

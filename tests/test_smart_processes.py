@@ -3,19 +3,28 @@ it checks) and their mirror (discovered streams, incremental syncs, events, read
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI, Request
+from psycopg import AsyncConnection
 
 from b24emu import Emulator, create_app, seed_portal
 from b24emu.events import CRM_EVENTS
-from tests.portal import TOKEN
+from b24sync.bitrix.client import BitrixClient
+from b24sync.service.events import HANDLER_PATH
+from b24sync.streams import STREAMS
+from b24sync.sync import discovery
+from b24sync.sync.engine import SyncEngine
+from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, service_stack
 
 BASE = f"/rest/1/{TOKEN}/"
 CONTRACTS, DELIVERIES = 1032, 1036
+HANDLER = SERVICE_BASE + HANDLER_PATH
 
 
 @pytest.fixture
@@ -142,3 +151,130 @@ async def test_item_changes_send_dynamic_item_events(emu: Emulator) -> None:
     assert received[0]["data[FIELDS][ID]"] == str(item["id"])
     assert received[0]["data[FIELDS][ENTITY_TYPE_ID]"] == str(DELIVERIES)
     assert set(CRM_EVENTS) >= {r["event"] for r in received}
+
+
+# --- the mirror --------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def declared_streams_only() -> Iterator[None]:
+    """The registry is the process's: the next test module starts without these types."""
+    yield
+    STREAMS.use_smart_processes([])
+
+
+def query(database_url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(text, params).fetchall()
+
+
+async def discovered(client: BitrixClient, database_url: str) -> list[str]:
+    async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+        return [s.name for s in await discovery.discover(client, conn)]
+
+
+async def test_a_smart_process_is_mirrored_fully_then_incrementally(
+    client: BitrixClient, emu: Emulator, database_url: str
+) -> None:
+    assert await discovered(client, database_url) == ["item_1032", "item_1036"]
+    engine = SyncEngine(client, database_url)
+    contracts = STREAMS["item_1032"]
+    full = await engine.full(contracts)
+    assert full.status == "success", full.error
+    assert full.fetched == full.upserted == 120
+    assert full.api_calls <= 2 + 1  # fields, then probe + one batch per 2,500 items
+    ((rows, assigned, stages),) = query(
+        database_url,
+        "SELECT count(*), count(assigned_by_id), count(DISTINCT stage_id) "
+        "FROM bitrix24.crm_item_1032 WHERE uf_crm_1_1700000501 LIKE 'Д-%%'",
+    )
+    assert rows == 120 and assigned == 120 and stages > 3
+    ((comment,),) = query(
+        database_url, "SELECT obj_description('bitrix24.crm_item_1032'::regclass)"
+    )
+    assert "«Договоры»" in comment and "1032" in comment
+
+    emu.portal.update("dynamic_1032", 7, {"TITLE": "Договор изменён"})  # in the portal's UI
+    incremental = await engine.incremental(contracts)
+    assert incremental.status == "success" and incremental.fetched == 1
+    assert query(database_url, "SELECT title FROM bitrix24.crm_item_1032 WHERE id = 7") == [
+        ("Договор изменён",)
+    ]
+    emu.portal.delete("dynamic_1032", 8)
+    reconciled = await engine.reconcile(contracts)
+    assert reconciled.deleted == 1
+
+
+async def test_the_readable_view_names_stages_pipelines_and_people(
+    client: BitrixClient, database_url: str
+) -> None:
+    await discovered(client, database_url)
+    engine = SyncEngine(client, database_url)
+    for name in ("status", "category", "user", "item_1032", "item_1036"):
+        summary = await engine.full(STREAMS[name])
+        assert summary.status == "success", (name, summary.error)
+    rows = query(
+        database_url,
+        "SELECT stage_id, stage_name, category_name, assigned_by_name, uf_crm_1_1700000502_name "
+        "FROM bitrix24.v_crm_item_1032_dogovory",
+    )
+    assert len(rows) == 120
+    assert all(stage and category and person and kind for _, stage, category, person, kind in rows)
+    assert {stage for _, stage, *_ in rows} >= {"Черновик", "Подписан", "Проверка юристом"}
+    assert {category for _, _, category, *_ in rows} == {"Договоры продажи", "Договоры поставки"}
+    deliveries = query(
+        database_url, "SELECT DISTINCT stage_name FROM bitrix24.v_crm_item_1036_zayavki_na_dostavku"
+    )
+    assert {"В пути", "Доставлена"} <= {name for (name,) in deliveries}
+
+
+async def test_smart_processes_come_and_go_at_the_next_run(
+    emu: Emulator, database_url: str
+) -> None:
+    """A type created after the service started is synced at the next tick; a deleted one keeps
+    its table, marked in the status and the table's comment, and is no longer scheduled."""
+    async with service_stack(database_url, emu, worker=False) as stack:
+        await stack.service.discover()
+        assert {"item_1032", "item_1036"} <= set(STREAMS)
+        created = await stack.portal.call("crm.type.add", {"fields": {"title": "Проекты"}})
+        added = f"item_{created['result']['type']['entityTypeId']}"
+        assert added not in STREAMS
+        assert {added, "item_1032", "item_1036"} <= set(await stack.service.queue_due_syncs())
+
+        deliveries = STREAMS["item_1036"]
+        assert (await stack.service.engine.full(deliveries)).upserted == 120
+        for item_id in list(emu.portal.store("dynamic_1036").records):
+            emu.portal.delete("dynamic_1036", item_id)
+        await stack.portal.call("crm.type.delete", {"id": 2})
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert "item_1036" not in await stack.service.queue_due_syncs(later)
+
+        (row,) = [r for r in await stack.service.status() if r["entity"] == "item_1036"]
+        assert row["state"] == "gone" and row["gone_at"] and row["rows"] == 120
+        ((comment,),) = query(
+            database_url, "SELECT obj_description('bitrix24.crm_item_1036'::regclass)"
+        )
+        assert "deleted on the portal" in comment
+        refused = await stack.service.engine.incremental(STREAMS["item_1036"])
+        assert refused.status == "failed" and "no longer has" in (refused.error or "")
+
+
+async def test_an_item_event_reaches_its_row(emu: Emulator, database_url: str) -> None:
+    async with service_stack(database_url, emu) as stack:
+        await stack.service.discover()
+        assert (await stack.service.engine.full(STREAMS["item_1036"])).status == "success"
+        emu.events.bind_outbound(HANDLER, APPLICATION_TOKEN)
+        await stack.portal.call(
+            "crm.item.update",
+            {"entityTypeId": DELIVERIES, "id": 5, "fields": {"stageId": "DT1036_4:SUCCESS"}},
+        )
+
+        async def applied() -> bool:
+            found = query(database_url, "SELECT stage_id FROM bitrix24.crm_item_1036 WHERE id = 5")
+            return found == [("DT1036_4:SUCCESS",)]
+
+        await stack.wait_for(applied)
+        ((event, entity),) = query(
+            database_url, "SELECT event_name, entity FROM b24sync.received_events"
+        )
+        assert (event, entity) == ("ONCRMDYNAMICITEMUPDATE", "item_1036")

@@ -37,7 +37,7 @@ from b24sync.errors import (
 )
 from b24sync.logs import configure_logging
 from b24sync.redaction import redact
-from b24sync.runtime import portal_client, sync_engine, sync_service
+from b24sync.runtime import discovered_streams, portal_client, sync_engine, sync_service
 from b24sync.service import SyncService
 from b24sync.service.events import HANDLER_PATH
 from b24sync.service.testdata import SeedBusy, SeedReport, TestData
@@ -45,7 +45,7 @@ from b24sync.store.database import DatabaseLocation, libpq_url
 from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
 from b24sync.store.runs import RunMode, RunStatus
-from b24sync.streams import STREAMS, Kind, Stream, stream_named, streams_of
+from b24sync.streams import STREAMS, Kind, Stream, stream_or_item, streams_of
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
 
@@ -95,7 +95,7 @@ def _settings(*, demo_portal: bool = True, service: bool = False) -> Settings:
 
 def _entity(name: str) -> Stream:
     try:
-        return stream_named(name)
+        return stream_or_item(name)
     except UnknownEntity as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
@@ -157,7 +157,7 @@ def db_migrate() -> None:
         console.print("[green]migrations applied[/green]")
 
 
-DEMO_COUNTS = {"company": 1000, "contact": 3000, "lead": 2000, "deal": 5000}
+DEMO_COUNTS = {"company": 1000, "contact": 3000, "lead": 2000, "deal": 5000, "item": 300}
 ADMIN_KEY_FILE = "admin_api_key"
 LOG_FILE = "b24sync.log"
 
@@ -225,7 +225,7 @@ def run(
         summary["database"] = _database_summary(db, settings)
         console.print(f"[green]database ready[/green] ({summary['database']})")
         mode = RunMode.FULL if demo else RunMode.INCREMENTAL  # the demo portal starts anew
-        for stream in STREAMS.values():
+        for stream in asyncio.run(discovered_streams(settings, db.url)):
             done = asyncio.run(_sync_with_progress(settings, db.url, stream, mode))
             console.print(
                 f"  {stream.name:<16} {done.mode:<11} {done.status:<8} {done.fetched:>7,} records "

@@ -54,6 +54,10 @@ class UnknownEntity(B24SyncError):
 # --- Bitrix24 REST errors -------------------------------------------------------------------
 
 
+class StreamGone(B24SyncError):
+    """A smart process the portal no longer has: its table is kept, there is nothing to sync."""
+
+
 class BitrixError(B24SyncError):
     """A Bitrix24 REST call failed.
 

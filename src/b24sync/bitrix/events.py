@@ -1,7 +1,7 @@
 """Bitrix24 CRM events as the portal POSTs them: parsed, verified, reduced to (entity, id).
 
 The body is form-encoded with PHP-style keys: ``event=ONCRMDEALUPDATE``,
-``data[FIELDS][ID]=42``, ``ts=...``, ``auth[application_token]=...``, ``auth[member_id]=...``
+``data[FIELDS][ID]=42`` (a smart process's item also ``data[FIELDS][ENTITY_TYPE_ID]``), ``ts=...``, ``auth[application_token]=...``, ``auth[member_id]=...``
 (api-reference/events/index.md, safe-event-handlers.md).
 
 The receiver is public, so everything here is bounded and strict: the token is checked before
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from b24sync.errors import ForbiddenEvent, MalformedEvent
-from b24sync.streams import EVENT_NAMES, stream_for_event
+from b24sync.streams import EVENT_NAMES, event_target
 
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
 _MEMBER_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
@@ -48,19 +48,21 @@ def parse_event(form: Mapping[str, str]) -> CrmEvent:
     name = form.get("event", "").strip().upper()
     if not name:
         raise MalformedEvent("no 'event' field: this is not a Bitrix24 event")
-    touched = stream_for_event(name)
-    if touched is None:
+    if name not in EVENT_NAMES:
         raise MalformedEvent(
             f"event {name[:60]!r} is not one b24sync handles; bind only: {', '.join(EVENT_NAMES)}"
         )
-    stream, action = touched
+    touched = event_target(name, _bigint(form.get("data[FIELDS][ENTITY_TYPE_ID]", "")))
+    if touched is None:
+        raise MalformedEvent(f"{name} without data[FIELDS][ENTITY_TYPE_ID]: whose item is it?")
+    entity, action = touched
     record_id = _bigint(form.get("data[FIELDS][ID]", ""))
     if record_id is None or record_id <= 0:
         raise MalformedEvent("data[FIELDS][ID] must be a positive integer record id")
     member_id = form.get("auth[member_id]", "")
     return CrmEvent(
         name=name,
-        entity=stream.name,
+        entity=entity,
         action=action.lower(),
         record_id=record_id,
         member_id=member_id if _MEMBER_ID.fullmatch(member_id) else "",
@@ -80,9 +82,14 @@ def offline_event(row: Mapping[str, object]) -> CrmEvent:
     """One record of ``event.offline.get``: pulled with our own auth, so no token to verify."""
     data = row.get("EVENT_DATA")
     fields = data.get("FIELDS") if isinstance(data, Mapping) else None
-    record_id = fields.get("ID") if isinstance(fields, Mapping) else None
+    if not isinstance(fields, Mapping):
+        fields = {}
     return parse_event(
-        {"event": str(row.get("EVENT_NAME") or ""), "data[FIELDS][ID]": str(record_id)}
+        {
+            "event": str(row.get("EVENT_NAME") or ""),
+            "data[FIELDS][ID]": str(fields.get("ID")),
+            "data[FIELDS][ENTITY_TYPE_ID]": str(fields.get("ENTITY_TYPE_ID", "")),
+        }
     )
 
 

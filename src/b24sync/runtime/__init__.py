@@ -1,5 +1,10 @@
 """Wiring: settings to objects, the procrastinate jobs, serving."""
 
-from b24sync.runtime.wiring import portal_client, sync_engine, sync_service
+from b24sync.runtime.wiring import (
+    discovered_streams,
+    portal_client,
+    sync_engine,
+    sync_service,
+)
 
-__all__ = ["portal_client", "sync_engine", "sync_service"]
+__all__ = ["discovered_streams", "portal_client", "sync_engine", "sync_service"]

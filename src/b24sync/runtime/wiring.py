@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from psycopg import AsyncConnection
 
 from b24sync.bitrix.auth import AppAuth, PortalAuth, WebhookAuth
 from b24sync.bitrix.client import BitrixClient
@@ -15,8 +16,11 @@ from b24sync.errors import ConfigurationError
 from b24sync.runtime.jobs import build_job_app
 from b24sync.service import SyncService
 from b24sync.store.app_tokens import PgTokenStore
+from b24sync.store.database import libpq_url
 from b24sync.store.portal_claim import claim_portal
 from b24sync.store.rate_bucket import SharedBucket
+from b24sync.streams import STREAMS, Stream
+from b24sync.sync import discovery
 from b24sync.sync.engine import ProgressCallback, SyncEngine
 
 HTTP_TIMEOUT = httpx.Timeout(90.0, connect=10.0)  # a 50-page batch may run for tens of seconds
@@ -80,7 +84,18 @@ async def sync_service(settings: Settings, database_url: str) -> AsyncIterator[S
         try:
             async with service.db.connection() as conn:  # refuse a second portal at the start
                 await claim_portal(conn, engine.client.auth.portal)
+            await service.discover()
             async with build_job_app(service).open_async():
                 yield service
         finally:
             await service.close()
+
+
+async def discovered_streams(settings: Settings, database_url: str) -> list[Stream]:
+    """Every stream there is to sync, with the smart processes the portal has right now."""
+    async with (
+        portal_client(settings, database_url) as client,
+        await AsyncConnection.connect(libpq_url(database_url), autocommit=True) as conn,
+    ):
+        await discovery.discover(client, conn)
+    return STREAMS.live()

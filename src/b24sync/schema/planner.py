@@ -39,6 +39,10 @@ class Plan:
         return [c for c in self.columns.values() if not c.removed and c.column_name != "id"]
 
 
+def table_comment(schema: str, table: str, text: str) -> sql.Composed:
+    return sql.SQL("COMMENT ON TABLE {} IS {}").format(ident(schema, table), sql.Literal(text))
+
+
 def field_title(definition: dict[str, Any], name: str) -> str:
     """User fields carry their human label in listLabel/formLabel; `title` is the code."""
     for key in ("listLabel", "formLabel", "filterLabel", "title"):
@@ -66,9 +70,7 @@ def plan_table(
         ).format(target)
     )
     plan.statements.append(
-        sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            target, sql.Literal(f"Bitrix24 {entity_title}, mirrored by b24sync")
-        )
+        table_comment(schema, table, f"Bitrix24 {entity_title}, mirrored by b24sync")
     )
     taken = {c.column_name for c in stored.values()}
     for name, definition in portal_fields.items():
@@ -78,7 +80,9 @@ def plan_table(
         title = field_title(definition, name)
         known = stored.get(name)
         if known is None:
-            column = make_column_name(name, taken)
+            # the universal methods name fields in camelCase and give the classic name too:
+            # `assignedById` is ASSIGNED_BY_ID (crm-item-fields.md), so its column assigned_by_id
+            column = make_column_name(str(definition.get("upperName") or name), taken)
             taken.add(column)
             spec = ColumnSpec(name, column, bitrix_type, wanted, multiple, title, definition)
             if column != "id":

@@ -11,21 +11,38 @@ rebuilding anything; the view itself is rebuilt whenever its table evolves.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from psycopg import sql
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.planner import ColumnSpec
-from b24sync.streams import Stream
+from b24sync.streams import Kind, Stream
 
 SCHEMA = "bitrix24"
 ENUM_VIEW = "crm_enum_value"
 USER_TYPES = frozenset({"user", "employee"})
+SLUG_CHARS = 40  # v_crm_item_<entityTypeId>_ + this stays within PostgreSQL's 63 bytes
+_LATIN = str.maketrans(
+    {
+        **dict(zip("абвгдезийклмнопрстуфхцыэ", "abvgdeziyklmnoprstufhcye", strict=True)),
+        **{"ё": "e", "ж": "zh", "ч": "ch", "ш": "sh", "щ": "sch", "ю": "yu", "я": "ya"},
+        **dict.fromkeys("ъь", ""),
+    }
+)
+
+
+def _slug(title: str) -> str:
+    """``Заявки на доставку`` -> ``zayavki_na_dostavku``: a title readable in an identifier."""
+    latin = title.lower().translate(_LATIN)
+    return "_".join(re.findall(r"[a-z0-9]+", latin))[:SLUG_CHARS].strip("_")
 
 
 def view_name(stream: Stream) -> str:
-    return f"v_{stream.table}"
+    """``v_<table>``; a smart process's also carries its title, ``v_crm_item_1032_dogovory``."""
+    slug = _slug(stream.title) if stream.kind is Kind.ITEM else ""
+    return f"v_{stream.table}_{slug}" if slug else f"v_{stream.table}"
 
 
 def drop_statement(stream: Stream) -> sql.Composed:
@@ -91,16 +108,19 @@ def _enum_label(stream: Stream, spec: ColumnSpec) -> sql.Composed:
     )
 
 
-def _status_label(spec: ColumnSpec, columns: set[str]) -> sql.Composed | None:
+def _status_label(stream: Stream, spec: ColumnSpec, columns: set[str]) -> sql.Composed | None:
     status_type = spec.definition.get("statusType")
     if not isinstance(status_type, str) or not status_type:
         return None
     entity_id: sql.Composable = sql.Literal(status_type)
+    smart_stages = f"DYNAMIC_{stream.entity_type_id}_STAGE_"
     if status_type == "DEAL_STAGE" and "category_id" in columns:  # stages are per pipeline
         entity_id = sql.SQL(
             "CASE WHEN coalesce(t.category_id::text, '0') = '0' THEN 'DEAL_STAGE' "
             "ELSE 'DEAL_STAGE_' || t.category_id::text END"
         )
+    elif status_type.startswith(smart_stages) and "category_id" in columns:
+        entity_id = sql.SQL("{} || t.category_id::text").format(sql.Literal(smart_stages))
     return sql.SQL("(SELECT s.name FROM {} s WHERE s.entity_id = {} AND {})").format(
         ident(SCHEMA, "crm_status"),
         entity_id,
@@ -113,7 +133,7 @@ def label(stream: Stream, spec: ColumnSpec, columns: set[str]) -> sql.Composed |
     column = ident(spec.column_name)
     kind = spec.bitrix_type
     if kind == "crm_status":
-        return _status_label(spec, columns)
+        return _status_label(stream, spec, columns)
     if kind == "crm_category" and stream.entity_type_id is not None:
         return sql.SQL("(SELECT c.name FROM {} c WHERE c.entity_type_id = {} AND {})").format(
             ident(SCHEMA, "crm_category"),
@@ -137,6 +157,26 @@ def label_column(column: str, taken: set[str], suffix: str = "name") -> str:
     base = column.removesuffix("_id") if column.endswith("_id") else column
     name = f"{base}_{suffix}"
     return name if name not in taken else f"{column}_{suffix}_label"
+
+
+def _drop_renamed(stream: Stream) -> sql.Composed:
+    """Drop the views over this table under another name of the same stem (a smart process
+    renamed on the portal: ``v_crm_item_1032_old`` when it is now ``..._new``)."""
+    bare = f"v_{stream.table}"
+    return sql.SQL(
+        "DO $$DECLARE stale text; BEGIN FOR stale IN SELECT DISTINCT v.relname FROM pg_depend d "
+        "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
+        "WHERE d.refobjid = {table}::regclass AND v.relkind = 'v' AND v.relname <> {current} "
+        "AND (v.relname = {bare} OR left(v.relname, {n}) = {prefix}) LOOP "
+        "EXECUTE format('DROP VIEW %I.%I', {schema}, stale); END LOOP; END$$"
+    ).format(
+        table=sql.Literal(f"{SCHEMA}.{stream.table}"),
+        schema=sql.Literal(SCHEMA),
+        bare=sql.Literal(bare),
+        n=sql.Literal(len(bare) + 1),
+        prefix=sql.Literal(bare + "_"),
+        current=sql.Literal(view_name(stream)),
+    )
 
 
 def view_statements(stream: Stream, columns: Sequence[ColumnSpec]) -> list[sql.Composed]:
@@ -167,6 +207,7 @@ def view_statements(stream: Stream, columns: Sequence[ColumnSpec]) -> list[sql.C
             comments.append((name, f"{spec.title}: currency ({spec.field_name})"))
     statements = [
         drop_statement(stream),
+        *([_drop_renamed(stream)] if stream.kind is Kind.ITEM else []),
         sql.SQL("CREATE VIEW {} AS SELECT {} FROM {} t WHERE t._deleted_at IS NULL").format(
             target, sql.SQL(", ").join(select), ident(SCHEMA, stream.table)
         ),

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
+from psycopg import AsyncConnection
 
 from b24sync.bitrix.client import BitrixClient
 from b24sync.config import Settings
@@ -34,7 +36,9 @@ from b24sync.store import inbox, runs, schedule
 from b24sync.store.database import PooledDatabase, libpq_url
 from b24sync.store.overview import entity_status
 from b24sync.store.runs import RunCounts, RunMode, RunStatus
+from b24sync.store.smart_processes import gone_since
 from b24sync.streams import STREAMS, stream_named
+from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine, SyncSummary
 
 log = logging.getLogger(__name__)
@@ -75,12 +79,32 @@ class SyncService:
             raise RuntimeError("the service was built without a job queue")
         return self.jobs
 
+    # --- the streams ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection, the registry holding the smart processes as last discovered (by
+        whichever process did): what this process lists and accepts is what the others do."""
+        async with self.db.connection() as conn:
+            await discovery.load(conn)
+            yield conn
+
+    async def discover(self) -> None:
+        """Ask the portal which smart processes it has (at the start and every scheduler tick);
+        when it cannot answer, keep the ones last discovered."""
+        async with self.db.connection() as conn:
+            try:
+                await discovery.discover(self.client, conn)
+            except BitrixError as exc:
+                log.warning("smart processes not discovered this time: %s", exc)
+                await discovery.load(conn)
+
     # --- syncs ---------------------------------------------------------------------------------
 
     async def request_sync(self, entity_name: str, mode: str) -> int:
         """Queue a sync; returns the run id. SyncAlreadyRunning when one is queued or running."""
-        entity = stream_named(entity_name)
-        async with self.db.connection() as conn:
+        async with self._connection() as conn:
+            entity = stream_named(entity_name)
             # An event batch holds the entity's lock for a moment; the queued run waits for it.
             syncing = await self.engine.running_entities(conn) & await runs.running_sync_entities(
                 conn
@@ -103,7 +127,8 @@ class SyncService:
 
     async def run_queued(self, entity_name: str, mode: str, run_id: int) -> SyncSummary | None:
         """The job body: run the queued sync; a transient failure raises so the job retries."""
-        entity = stream_named(entity_name)
+        async with self._connection():
+            entity = stream_named(entity_name)
         try:
             summary = await self.engine.run_mode(entity, mode, run_id)
         except SyncAlreadyRunning as exc:
@@ -122,9 +147,10 @@ class SyncService:
         cannot see records deleted on the portal; the incremental follows at the next tick.
         """
         now = now or datetime.now(UTC)
+        await self.discover()
         async with self.db.connection() as conn:
             schedules = await schedule.read_schedules(
-                conn, list(STREAMS), self.settings.sync_default_interval_minutes
+                conn, [s.name for s in STREAMS.live()], self.settings.sync_default_interval_minutes
             )
             starts = await schedule.last_scheduled_starts(conn)
             checks = await schedule.last_deletion_checks(conn)
@@ -148,7 +174,7 @@ class SyncService:
 
     async def status(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        async with self.db.connection() as conn:
+        async with self._connection() as conn:
             schedules = await schedule.read_schedules(
                 conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
@@ -156,11 +182,14 @@ class SyncService:
             running = await self.engine.running_entities(conn)
             queued = await runs.queued_entities(conn)
             overview = await entity_status(conn)
+            gone = await gone_since(conn)
         result = []
         for row in overview:
             name = row["entity"]
             state = (
-                "running"
+                "gone"  # a smart process deleted on the portal: its table is kept
+                if name in gone
+                else "running"
                 if name in running
                 else "queued"
                 if name in queued
@@ -174,7 +203,8 @@ class SyncService:
                 | {
                     "state": state,
                     "schedule": schedules[name].as_json(),
-                    "next_run_at": next_run.isoformat() if next_run else None,
+                    "next_run_at": next_run.isoformat() if next_run and name not in gone else None,
+                    "gone_at": gone[name].isoformat() if name in gone else None,
                 }
             )
         return result
@@ -189,7 +219,7 @@ class SyncService:
 
     async def live_snapshot(self) -> dict[str, Any]:
         """What the dashboard's live view shows: runs in flight and the newest finished ones."""
-        async with self.db.connection() as conn:
+        async with self._connection() as conn:
             recent, _ = await runs.list_runs(conn, limit=LIVE_FINISHED_RUNS, in_flight=True)
             running = await self.engine.running_entities(conn)
             stats = await inbox.inbox_stats(conn)
@@ -201,7 +231,7 @@ class SyncService:
         }
 
     async def schedules(self) -> dict[str, schedule.EntitySchedule]:
-        async with self.db.connection() as conn:
+        async with self._connection() as conn:
             return await schedule.read_schedules(
                 conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
@@ -251,7 +281,7 @@ class SyncService:
         return ok, error
 
     async def metrics_snapshot(self) -> dict[str, Any]:
-        async with self.db.connection() as conn:
+        async with self._connection() as conn:
             totals = await runs.run_totals(conn)
             stats = await inbox.inbox_stats(conn)
             overview = await entity_status(conn)

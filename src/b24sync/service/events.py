@@ -39,6 +39,7 @@ from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.database import PooledDatabase
 from b24sync.store.runs import RunMode, RunStatus
 from b24sync.streams import EVENT_NAMES, STREAMS, children_of, stream_named
+from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ OFFLINE_EVENTS_PER_CALL = 50  # event.offline.get's default page (event-offline-
 INBOUND_WEBHOOK_EVENTS_HELP = (
     "The portal binds event handlers only for applications (OAuth), not for an inbound webhook. "
     "Two ways work: (1) in the portal, Developer resources > Other > Outbound webhook: handler "
-    "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY}"
+    "URL <your base URL>" + HANDLER_PATH + ", events ONCRM{DEAL,CONTACT,LEAD,COMPANY,DYNAMICITEM}"
     "{ADD,UPDATE,DELETE}; copy its application token into BITRIX_APPLICATION_TOKEN; or (2) a "
     "local application: BITRIX_PORTAL_URL, BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET, tokens "
     "through /api/v1/app/connect (handler path <your base URL>/api/v1/app/oauth) or the "
@@ -59,7 +60,7 @@ INBOUND_WEBHOOK_EVENTS_HELP = (
     "current."
 )
 APPLICATION_EVENTS_HELP = (
-    "Local application: register binds the 12 CRM events with event.bind. Online delivery POSTs "
+    "Local application: register binds the 15 CRM events with event.bind. Online delivery POSTs "
     "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach, and the "
     "application token from the installation or BITRIX_APPLICATION_TOKEN); offline mode "
     "(offline=true) needs no public URL: the portal queues the events and a task drains "
@@ -115,6 +116,13 @@ class EventIntake:
         """Apply every pending event: per entity, one by-ids sync of the changed records."""
         applied = 0
         async with self.db.connection() as conn:
+            await discovery.load(conn)
+            pending = await inbox.pending_entities(conn)
+            if any(name not in STREAMS for name in pending):  # a type created since: ask once
+                try:
+                    await discovery.discover(self.client, conn)
+                except BitrixError as exc:  # its events wait rather than be dropped as unknown
+                    raise TransientSyncFailure(f"smart processes not discovered: {exc}") from exc
             schedules = await schedule.read_schedules(
                 conn, list(STREAMS), self.settings.sync_default_interval_minutes
             )
@@ -134,14 +142,22 @@ class EventIntake:
         schedules: Mapping[str, schedule.EntitySchedule],
     ) -> int:
         """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
-        enabled = schedules[name].webhook_enabled
-        children = [c for c in children_of(stream_named(name)) if schedules[c.name].enabled]
+        known = name in schedules and not STREAMS[name].gone
+        enabled = known and schedules[name].webhook_enabled
+        children = (
+            [c for c in children_of(STREAMS[name]) if schedules[c.name].enabled] if known else []
+        )
         if enabled:
             await self._pace(conn, calls=1 + len(children))
         async with conn.transaction():
             pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
             ids = [p.id for p in pending]
             if not ids:
+                return 0
+            if not known:  # an item of a type the portal does not list (e.g. its new invoices)
+                await inbox.mark_processed(
+                    conn, ids, "ignored: no such smart process on the portal"
+                )
                 return 0
             if not enabled:
                 await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
@@ -222,7 +238,7 @@ class EventIntake:
     async def register(
         self, handler_base_url: str | None, *, offline: bool = False
     ) -> dict[str, Any]:
-        """Bind the 12 CRM events: online to our receiver, or offline for the drain task."""
+        """Bind the CRM events: online to our receiver, or offline for the drain task."""
         params = self._binding_params(handler_base_url, offline)
         if not offline and await self.app.application_token() is None:
             raise EventsUnavailable(

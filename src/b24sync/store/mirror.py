@@ -87,14 +87,17 @@ async def relation_exists(conn: AsyncConnection[Any], name: str) -> bool:
 
 
 def typed_rows(
-    records: Iterable[dict[str, Any]], columns: Sequence[ColumnSpec], synced_at: datetime
+    records: Iterable[dict[str, Any]],
+    columns: Sequence[ColumnSpec],
+    synced_at: datetime,
+    id_field: str = "ID",
 ) -> tuple[list[tuple[Any, ...]], int]:
     """Rows for COPY (id, _raw, _synced_at, columns...) and the count of failed conversions."""
     plan = [(spec.field_name, converter(spec.pg_type)) for spec in columns]
     rows: list[tuple[Any, ...]] = []
     failed = 0
     for record in records:
-        values: list[Any] = [int(record["ID"]), json_text(record), synced_at]
+        values: list[Any] = [int(record[id_field]), json_text(record), synced_at]
         get = record.get
         for name, convert_value in plan:
             try:

@@ -4,24 +4,33 @@ The engine, the loader, the API, the CLI, the scheduler, the event router and th
 this registry; nothing else lists datasets by name.
 """
 
-from b24sync.streams.model import Column, Kind, Stream
+from b24sync.streams.model import Column, Kind, SmartProcess, Stream
 from b24sync.streams.registry import (
     EVENT_NAMES,
+    ITEM_NAME_PATTERN,
     STREAMS,
+    StreamRegistry,
     children_of,
-    stream_for_event,
+    event_target,
+    is_stream_name,
     stream_named,
+    stream_or_item,
     streams_of,
 )
 
 __all__ = [
     "EVENT_NAMES",
+    "ITEM_NAME_PATTERN",
     "STREAMS",
     "Column",
     "Kind",
+    "SmartProcess",
     "Stream",
+    "StreamRegistry",
     "children_of",
-    "stream_for_event",
+    "event_target",
+    "is_stream_name",
     "stream_named",
+    "stream_or_item",
     "streams_of",
 ]

@@ -14,6 +14,7 @@ class Kind(StrEnum):
     """How a stream is refreshed."""
 
     OBJECT = "object"  # keyset export by ID, incremental by cursor, events, reconcile
+    ITEM = "item"  # as object, through crm.item.*: one stream per smart process, discovered
     REFERENCE = "reference"  # the whole list, replaced in one transaction
     CHILD = "child"  # rows per parent record, refreshed with the parents that changed
 
@@ -30,6 +31,16 @@ class Column:
     @property
     def column(self) -> str:
         return self.name or self.field.lower()
+
+
+@dataclass(frozen=True)
+class SmartProcess:
+    """A smart process (crm.type.list) as the service last saw it; ``gone``: the portal no
+    longer has it, and its table is kept as it was."""
+
+    entity_type_id: int
+    title: str
+    gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,38 @@ class Stream:
     key: tuple[str, ...] = ()  # columns that identify a row of a reference or child table
     parent: str | None = None  # a child stream's parent stream
     select: tuple[str, ...] = ()  # fixed select of reference and child streams
+    fields_at: str | None = None  # the key under `result` that holds the fields metadata
+    per_smart_process: bool = False  # a reference read again for every smart process's type
+    gone: bool = False  # a smart process the portal no longer has: table kept, nothing synced
 
     @property
     def title(self) -> str:
         return self.titles["en"]
+
+    @property
+    def described(self) -> str:
+        """What the table's comment calls the dataset."""
+        if self.kind is Kind.ITEM:
+            return (
+                f"smart process «{self.title}» (crm.item.list, entityTypeId {self.entity_type_id})"
+            )
+        return self.name
+
+    @property
+    def synced_like_objects(self) -> bool:
+        """Keyset export, cursor, events, reconcile: object and item streams."""
+        return self.kind in (Kind.OBJECT, Kind.ITEM)
+
+    def select_for(self, fields: Mapping[str, Any]) -> list[str]:
+        """What a full read selects, given the portal's fields.
+
+        ``*`` and ``UF_*`` leave out multiple fields (crm-deal-list.md): each is named. The
+        universal list takes only field names or ``*``, which is every field (crm-item-list.md).
+        """
+        if self.kind is Kind.ITEM:
+            return ["*"]
+        multiple = [name for name, d in fields.items() if d.get("isMultiple")]
+        return ["*", "UF_*", *multiple]
 
     @property
     def listing(self) -> ListMethod:

@@ -1,14 +1,27 @@
-"""The declarations. Adding a stream of an existing kind is one entry here (plus its b24emu
-methods and tests)."""
+"""The declarations, and the registry that adds one stream per smart process the portal has.
+
+Adding a stream of an existing kind is one entry here (plus its b24emu methods and tests). Smart
+processes are not declared: :meth:`StreamRegistry.use_smart_processes` turns what
+``crm.type.list`` answered (kept in the service table by :mod:`b24sync.sync.discovery`) into
+item streams, so every process (API, worker, CLI) sees the same ones.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from b24sync.errors import UnknownEntity
-from b24sync.streams.model import Column, Kind, Stream
+from b24sync.streams.model import Column, Kind, SmartProcess, Stream
 
 ACTIONS = ("ADD", "UPDATE", "DELETE")
+# One set of events for the items of every smart process; data[FIELDS][ENTITY_TYPE_ID] says
+# whose (api-reference/crm/universal/events/index.md).
+ITEM_EVENT_PREFIX = "ONCRMDYNAMICITEM"
+ITEM_EVENTS = tuple(f"{ITEM_EVENT_PREFIX}{action}" for action in ACTIONS)
+ITEM_NAME_PATTERN = "^item_[0-9]{1,9}$"
+_ITEM_NAME = re.compile(ITEM_NAME_PATTERN)
 
 
 def _object(name: str, en: str, ru: str, entity_type_id: int) -> Stream:
@@ -22,6 +35,31 @@ def _object(name: str, en: str, ru: str, entity_type_id: int) -> Stream:
         fields_method=f"crm.{name}.fields",
         entity_type_id=entity_type_id,
         events=tuple(f"ONCRM{name.upper()}{action}" for action in ACTIONS),
+    )
+
+
+def item_stream_name(entity_type_id: int) -> str:
+    return f"item_{entity_type_id}"
+
+
+def item_stream(process: SmartProcess) -> Stream:
+    """A smart process's items: ``crm.item.list`` / ``.fields`` with its ``entityTypeId``."""
+    entity_type_id = process.entity_type_id
+    return Stream(
+        name=item_stream_name(entity_type_id),
+        table=f"crm_item_{entity_type_id}",
+        kind=Kind.ITEM,
+        titles={"en": process.title, "ru": process.title},
+        list_method="crm.item.list",
+        fields_method="crm.item.fields",
+        params={"entityTypeId": entity_type_id},
+        id_field="id",
+        cursor_field="updatedTime",
+        records_at="items",
+        fields_at="fields",
+        entity_type_id=entity_type_id,
+        events=ITEM_EVENTS,
+        gone=process.gone,
     )
 
 
@@ -116,6 +154,7 @@ _STREAMS = (
         params={"entityTypeId": 2},
         id_field="id",
         records_at="categories",
+        per_smart_process=True,
     ),
     _reference(
         "currency",
@@ -169,30 +208,90 @@ _STREAMS = (
     _link("contact_company", "contact", "company", 3, "Contact companies", "Компании контактов"),
 )
 
-STREAMS: dict[str, Stream] = {stream.name: stream for stream in _STREAMS}
-EVENT_NAMES: tuple[str, ...] = tuple(event for s in _STREAMS for event in s.events)
+
+class StreamRegistry(Mapping[str, Stream]):
+    """Every stream by name: the declared ones and one per smart process in use."""
+
+    def __init__(self, declared: Iterable[Stream]) -> None:
+        self._declared = {stream.name: stream for stream in declared}
+        self._streams = dict(self._declared)
+
+    def __getitem__(self, name: str) -> Stream:
+        return self._streams[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._streams))  # a snapshot: the smart processes may change meanwhile
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def use_smart_processes(self, processes: Iterable[SmartProcess]) -> None:
+        """Replace the item streams with one per smart process (gone ones stay, marked)."""
+        ordered = sorted(processes, key=lambda p: p.entity_type_id)
+        self._streams = self._declared | {s.name: s for s in map(item_stream, ordered)}
+
+    def named(self, name: str) -> Stream:
+        try:
+            return self._streams[name.strip().lower()]
+        except KeyError:
+            raise UnknownEntity(
+                f"unknown stream {name[:60]!r}: use one of {', '.join(self._streams)}"
+            ) from None
+
+    def of_kind(self, kind: Kind) -> list[Stream]:
+        return [s for s in self._streams.values() if s.kind is kind]
+
+    def children_of(self, parent: Stream) -> list[Stream]:
+        return [s for s in self._streams.values() if s.parent == parent.name]
+
+    def live(self) -> list[Stream]:
+        """The streams there is something to sync for (not a smart process the portal deleted)."""
+        return [s for s in self._streams.values() if not s.gone]
+
+
+STREAMS = StreamRegistry(_STREAMS)
+EVENT_NAMES: tuple[str, ...] = (
+    *(event for s in _STREAMS for event in s.events),
+    *ITEM_EVENTS,
+)
 _BY_EVENT = {
-    event: (s, event.removeprefix(f"ONCRM{s.name.upper()}")) for s in _STREAMS for event in s.events
+    event: (s.name, event.removeprefix(f"ONCRM{s.name.upper()}"))
+    for s in _STREAMS
+    for event in s.events
 }
 
 
 def stream_named(name: str) -> Stream:
-    try:
-        return STREAMS[name.strip().lower()]
-    except KeyError:
-        raise UnknownEntity(
-            f"unknown stream {name[:60]!r}: use one of {', '.join(STREAMS)}"
-        ) from None
+    return STREAMS.named(name)
 
 
 def streams_of(kind: Kind) -> list[Stream]:
-    return [s for s in _STREAMS if s.kind is kind]
+    return STREAMS.of_kind(kind)
 
 
 def children_of(parent: Stream) -> list[Stream]:
-    return [s for s in _STREAMS if s.parent == parent.name]
+    return STREAMS.children_of(parent)
 
 
-def stream_for_event(event: str) -> tuple[Stream, str] | None:
-    """The stream an event name touches and its action (``ADD``, ``UPDATE``, ``DELETE``)."""
+def stream_or_item(name: str) -> Stream:
+    """:func:`stream_named`, also for ``item_<entityTypeId>`` when this process has not loaded
+    the smart processes: a run loads the stored ones and takes the title (and more) from there."""
+    found = _ITEM_NAME.fullmatch(name.strip().lower())
+    if name.strip().lower() in STREAMS or found is None:
+        return stream_named(name)
+    return item_stream(SmartProcess(int(name.strip().lower().removeprefix("item_")), name))
+
+
+def is_stream_name(name: str) -> bool:
+    """A declared stream, or a smart process's (which this process may not have seen yet)."""
+    return name in STREAMS or _ITEM_NAME.fullmatch(name) is not None
+
+
+def event_target(event: str, entity_type_id: int | None) -> tuple[str, str] | None:
+    """The name of the stream an event touches and its action (``ADD``, ``UPDATE``,
+    ``DELETE``); a smart process's item event names its type in ``entity_type_id``."""
+    if event in ITEM_EVENTS:
+        if entity_type_id is None or not 0 < entity_type_id < 10**9:
+            return None
+        return item_stream_name(entity_type_id), event.removeprefix(ITEM_EVENT_PREFIX)
     return _BY_EVENT.get(event)

@@ -21,6 +21,7 @@ from b24sync.errors import (
     OperationTimeLimit,
     PortalServerError,
     RateLimited,
+    StreamGone,
     SyncAlreadyRunning,
 )
 from b24sync.redaction import redact
@@ -32,7 +33,7 @@ from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.portal_claim import claim_portal
 from b24sync.store.runs import RunCounts, RunMode, RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, streams_of
-from b24sync.sync import links, references
+from b24sync.sync import discovery, links, references
 from b24sync.sync.cursor import Cursor
 
 log = logging.getLogger(__name__)
@@ -149,12 +150,14 @@ class SyncEngine:
 
         A reference list is always read whole; a child stream's reconcile is its full refresh.
         """
+        like_objects: dict[str, Work] = {
+            RunMode.FULL: self._full,
+            RunMode.INCREMENTAL: self._incremental,
+            RunMode.RECONCILE: self._reconcile,
+        }
         work: dict[Kind, dict[str, Work]] = {
-            Kind.OBJECT: {
-                RunMode.FULL: self._full,
-                RunMode.INCREMENTAL: self._incremental,
-                RunMode.RECONCILE: self._reconcile,
-            },
+            Kind.OBJECT: like_objects,
+            Kind.ITEM: like_objects,
             Kind.REFERENCE: dict.fromkeys(
                 (RunMode.FULL, RunMode.INCREMENTAL, RunMode.RECONCILE), self._snapshot
             ),
@@ -198,10 +201,17 @@ class SyncEngine:
             await AsyncConnection.connect(self.dsn, autocommit=True) as conn,
         ):
             await claim_portal(conn, self.client.auth.portal)
+            await discovery.load(conn)  # a smart process as last discovered: title, gone or not
+            entity = STREAMS.get(entity.name, entity)
             await runs.close_interrupted_runs(conn, entity.name)
             run_id = await runs.start_run(conn, entity.name, mode, queued_id)
             status, error, transient = RunStatus.SUCCESS, None, False
             try:
+                if entity.gone:
+                    raise StreamGone(
+                        f"the portal no longer has {entity.described}: its table "
+                        f"{entity.table} is kept as it was, there is nothing to sync"
+                    )
                 await work(conn, entity, counts, run_id)
             except Exception as exc:  # the run log must say why, whatever failed
                 status, error = RunStatus.FAILED, redact(f"{type(exc).__name__}: {exc}")
@@ -274,12 +284,13 @@ class SyncEngine:
 
     async def sync_schema(self, conn: AsyncConnection[Any], entity: Stream) -> Schema:
         """Evolve the table to the portal's fields; return the columns and the select list."""
-        envelope = await self.client.call(entity.metadata_method)
-        fields = envelope.get("result") or {}
+        envelope = await self.client.call(entity.metadata_method, dict(entity.params))
+        result = envelope.get("result") or {}
+        fields = (result.get(entity.fields_at) or {}) if entity.fields_at else result
         async with conn.transaction():  # readers never see the view missing
             await mirror.lock_ddl(conn)
             stored = await mirror.load_snapshot(conn, entity.name)
-            plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.name)
+            plan = plan_table(mirror.DATA_SCHEMA, entity.table, stored, fields, entity.described)
             if plan.changes:  # a column under a view cannot change its type
                 await conn.execute(views.drop_statement(entity))
             await mirror.apply_plan(conn, entity.name, plan)
@@ -297,9 +308,7 @@ class SyncEngine:
             )
             for change in plan.changes:
                 log.debug("schema %s: %s", entity.name, change)
-        # `*` and `UF_*` leave out multiple fields (crm-deal-list.md): name each one.
-        multiple = [name for name, d in fields.items() if d.get("isMultiple")]
-        schema = Schema(plan.active, ["*", "UF_*", *multiple], frozenset(fields), time.monotonic())
+        schema = Schema(plan.active, entity.select_for(fields), frozenset(fields), time.monotonic())
         self._schemas[entity.name] = schema
         return schema
 
@@ -330,7 +339,7 @@ class SyncEngine:
         run_id: int,
         checkpoint: dict[str, Any] | None,
     ) -> None:
-        rows, failed = mirror.typed_rows(page.records, columns, datetime.now(UTC))
+        rows, failed = mirror.typed_rows(page.records, columns, datetime.now(UTC), entity.id_field)
         async with conn.transaction():
             counts.upserted += await mirror.upsert(conn, entity.table, columns, rows)
             if checkpoint is not None:
@@ -473,9 +482,12 @@ class SyncEngine:
     async def _all_ids(self, entity: Stream) -> list[int]:
         ids: list[int] = []
         async for page in export_records(
-            self.client, entity.listing, select=["ID"], commands_per_call=self.commands_per_call
+            self.client,
+            entity.listing,
+            select=[entity.id_field],
+            commands_per_call=self.commands_per_call,
         ):
-            ids.extend(int(r["ID"]) for r in page.records)
+            ids.extend(int(r[entity.id_field]) for r in page.records)
         return ids
 
     async def _reconcile(
@@ -500,7 +512,7 @@ class SyncEngine:
             schema = await self.sync_schema(conn, entity)
         page = ExportPage(records, 0, len(records))
         await self._load(conn, entity, schema.columns, page, counts, RunMode.BY_IDS, run_id, None)
-        found = {int(r["ID"]) for r in records}
+        found = {int(r[entity.id_field]) for r in records}
         async with conn.transaction():
             counts.deleted += await mirror.mark_deleted(
                 conn, entity.table, [i for i in set(ids) if i not in found]

@@ -127,7 +127,7 @@ LABELS: dict[str, dict[str, str]] = {
     "phone": {"en": "Phone", "ru": "Телефон"},
     "company": {"en": "Company", "ru": "Компания"},
     "done": {"en": "Done", "ru": "Готово"},
-} | {f"entity_{stream.name}": dict(stream.titles) for stream in STREAMS.values()}
+}
 
 
 def pick_language(cookie: str | None, accept_language: str | None) -> str:
@@ -141,4 +141,6 @@ def pick_language(cookie: str | None, accept_language: str | None) -> str:
 
 
 def translator(language: str) -> dict[str, str]:
-    return {key: texts.get(language, texts["en"]) for key, texts in LABELS.items()}
+    """The labels, with every stream's title (smart processes come and go while serving)."""
+    streams = {f"entity_{s.name}": dict(s.titles) for s in STREAMS.values()}
+    return {key: texts.get(language, texts["en"]) for key, texts in (LABELS | streams).items()}
