@@ -207,6 +207,7 @@ def run(
                 settings,
                 bitrix_webhook_url=webhook_url(emu, "127.0.0.1", emulator_port),
                 bitrix_application_token=application_token,
+                demo_portal=True,
             )
             stack.callback(
                 _keep_demo_webhook(data_dir, webhook_url(emu, "127.0.0.1", emulator_port))

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     b24sync_db_port: int = Field(default=55432, ge=0, le=65535)  # embedded server's TCP; 0: off
     # What the dashboard shows analysts; unset: the embedded server's TCP address, if any.
     bi_database_url: SecretStr | None = None
+    demo_portal: bool = False  # set by `b24sync run` for its local demo portal, not by users
     bitrix_webhook_url: str | None = None
     bitrix_application_token: SecretStr | None = None
     # The second names are the original service's (.env example and settings table).

@@ -51,6 +51,10 @@ class UnknownEntity(B24SyncError):
     """The entity name is not one b24sync mirrors."""
 
 
+class UnknownRun(B24SyncError):
+    """No run with that id in the run log."""
+
+
 # --- Bitrix24 REST errors -------------------------------------------------------------------
 
 

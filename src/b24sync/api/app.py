@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, Security
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,10 +32,12 @@ from b24sync.errors import (
     SyncAlreadyRunning,
     TooManyInstallAttempts,
     UnknownEntity,
+    UnknownRun,
     UnsafeHandlerUrl,
 )
 from b24sync.service import SyncService
 from b24sync.service.testdata import SeedBusy
+from b24sync.store.runs import RunMode, RunStatus
 from b24sync.streams import ITEM_NAME_PATTERN, STREAMS, is_stream_name
 from b24sync.web.routes import mount_static, web_router
 
@@ -76,6 +78,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     SyncAlreadyRunning: 409,
     EventsUnavailable: 409,
     UnknownEntity: 422,
+    UnknownRun: 404,
     UnsafeHandlerUrl: 422,
     SeedBusy: 409,
     ConfigurationError: 409,  # the service is not set up for what was asked
@@ -206,13 +209,21 @@ def create_app(service: SyncService) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         entity: EntityName | None = None,
-        status: Literal["queued", "running", "success", "failed", "interrupted", "skipped"]
-        | None = None,
+        status: RunStatus | None = None,
+        sync_type: Annotated[
+            list[RunMode] | None, Query(description="keep these types (repeat the parameter)")
+        ] = None,
     ) -> schemas.RunsPage:
-        found, total = await service.runs(limit=limit, offset=offset, entity=entity, status=status)
+        found, total = await service.runs(
+            limit=limit, offset=offset, entity=entity, status=status, sync_types=sync_type
+        )
         return schemas.RunsPage.model_validate(
             {"runs": found, "total": total, "limit": limit, "offset": offset}
         )
+
+    @api.get("/sync/runs/{run_id}", tags=["sync"], responses={404: {"description": "no such run"}})
+    async def sync_run(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: User) -> schemas.Run:
+        return schemas.Run.model_validate(await service.run(run_id))
 
     @api.get("/sync/config", tags=["sync"])
     async def get_config(_: User) -> dict[str, schemas.Schedule]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from b24sync.errors import (
     BitrixError,
     SyncAlreadyRunning,
     TransientSyncFailure,
+    UnknownRun,
 )
 from b24sync.service.application import LocalApplication
 from b24sync.service.events import EventIntake
@@ -210,12 +211,31 @@ class SyncService:
         return result
 
     async def runs(
-        self, *, limit: int, offset: int, entity: str | None, status: str | None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        entity: str | None,
+        status: str | None,
+        sync_types: Sequence[str] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         async with self.db.connection() as conn:
             return await runs.list_runs(
-                conn, limit=limit, offset=offset, entity=entity, status=status
+                conn,
+                limit=limit,
+                offset=offset,
+                entity=entity,
+                status=status,
+                sync_types=sync_types,
             )
+
+    async def run(self, run_id: int) -> dict[str, Any]:
+        """One run of the log; UnknownRun when there is none."""
+        async with self.db.connection() as conn:
+            found = await runs.read_run(conn, run_id)
+        if found is None:
+            raise UnknownRun(f"no run {run_id} in the run log")
+        return found
 
     async def live_snapshot(self) -> dict[str, Any]:
         """What the dashboard's live view shows: runs in flight and the newest finished ones."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -184,13 +185,16 @@ async def list_runs(
     offset: int = 0,
     entity: str | None = None,
     status: str | None = None,
+    sync_types: Sequence[str] | None = None,
     in_flight: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of the run log, newest first, and how many runs match in all; ``in_flight`` adds
-    every queued or running run, however many finished after it."""
+    """A page of the run log, newest first, and how many runs match in all; ``sync_types``
+    keeps those types only; ``in_flight`` adds every queued or running run, however many
+    finished after it."""
     where = (
         "WHERE (%(entity)s::text IS NULL OR entity = %(entity)s) "
-        "AND (%(status)s::text IS NULL OR status = %(status)s)"
+        "AND (%(status)s::text IS NULL OR status = %(status)s) "
+        "AND (%(sync_types)s::text[] IS NULL OR sync_type = ANY(%(sync_types)s::text[]))"
     )
     if in_flight:
         where += (
@@ -200,6 +204,7 @@ async def list_runs(
     params = {
         "entity": entity,
         "status": status,
+        "sync_types": list(sync_types) if sync_types else None,
         "recent": limit,
         "limit": None if in_flight else limit,  # LIMIT NULL: no limit
         "offset": offset,
@@ -215,6 +220,16 @@ async def list_runs(
         await conn.execute(f"SELECT count(*) FROM b24sync.sync_runs {where}", params)
     ).fetchone()
     return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows], int(total[0] if total else 0)
+
+
+async def read_run(conn: AsyncConnection[Any], run_id: int) -> dict[str, Any] | None:
+    """One run of the log, or None."""
+    row = await (
+        await conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM b24sync.sync_runs WHERE id = %s", (run_id,)
+        )
+    ).fetchone()
+    return dict(zip(RUN_COLUMNS, row, strict=True)) if row else None
 
 
 async def run_totals(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:

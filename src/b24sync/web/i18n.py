@@ -17,11 +17,18 @@ LABELS: dict[str, dict[str, str]] = {
     "logout": {"en": "Log out", "ru": "Выйти"},
     "login": {"en": "Log in", "ru": "Войти"},
     "login_hint": {
-        "en": "An API key (API_KEYS, or the admin key `b24sync run` printed) or a Supabase access token.",
-        "ru": "API-ключ (API_KEYS или ключ администратора, который напечатал `b24sync run`) или access token Supabase.",
+        "en": "An API key (from API_KEYS, or the admin key b24sync run printed and keeps in "
+        "data/admin_api_key) or a Supabase access token.",
+        "ru": "API-ключ (из API_KEYS или ключ администратора, который напечатал b24sync run; он "
+        "хранится в data/admin_api_key) или access token Supabase.",
     },
     "token": {"en": "API key or token", "ru": "API-ключ или токен"},
-    "login_failed": {"en": "Not accepted", "ru": "Не принято"},
+    "login_failed": {
+        "en": "This key or token was not accepted: it is not in API_KEYS, not the admin key, or "
+        "an expired or foreign JWT. Copy it again without spaces.",
+        "ru": "Ключ или токен не принят: его нет в API_KEYS, это не ключ администратора, или JWT "
+        "просрочен либо выдан другим проектом. Скопируйте его ещё раз без пробелов.",
+    },
     "supabase_login": {"en": "Or a Supabase user:", "ru": "Или пользователь Supabase:"},
     "email": {"en": "Email", "ru": "Эл. почта"},
     "password": {"en": "Password", "ru": "Пароль"},
@@ -34,7 +41,7 @@ LABELS: dict[str, dict[str, str]] = {
     "full_sync": {"en": "Full sync", "ru": "Полная синхронизация"},
     "incremental_sync": {"en": "Incremental", "ru": "Инкрементальная"},
     "last_error": {"en": "Last error", "ru": "Последняя ошибка"},
-    "entity": {"en": "Stream", "ru": "Сущность"},
+    "entity": {"en": "Stream", "ru": "Поток"},
     "type": {"en": "Type", "ru": "Тип"},
     "status": {"en": "Status", "ru": "Статус"},
     "started": {"en": "Started", "ru": "Начало"},
@@ -127,6 +134,71 @@ LABELS: dict[str, dict[str, str]] = {
     "phone": {"en": "Phone", "ru": "Телефон"},
     "company": {"en": "Company", "ru": "Компания"},
     "done": {"en": "Done", "ru": "Готово"},
+    # what the service says about runs and streams: every word a page shows comes from here
+    "state_idle": {"en": "idle", "ru": "ожидает"},
+    "state_running": {"en": "running", "ru": "идёт"},
+    "state_queued": {"en": "queued", "ru": "в очереди"},
+    "state_disabled": {"en": "disabled", "ru": "выключено"},
+    "status_queued": {"en": "queued", "ru": "в очереди"},
+    "status_running": {"en": "running", "ru": "идёт"},
+    "status_success": {"en": "success", "ru": "успешно"},
+    "status_failed": {"en": "failed", "ru": "ошибка"},
+    "status_interrupted": {"en": "interrupted", "ru": "прервано"},
+    "status_skipped": {"en": "skipped", "ru": "пропущено"},
+    "mode_full": {"en": "full", "ru": "полная"},
+    "mode_incremental": {"en": "incremental", "ru": "инкрементальная"},
+    "mode_reconcile": {"en": "deletion check", "ru": "проверка удалений"},
+    "mode_by_ids": {"en": "events", "ru": "события"},
+    "group_object": {"en": "CRM objects", "ru": "Объекты CRM"},
+    "group_item": {"en": "Smart processes", "ru": "Смарт-процессы"},
+    "group_log": {"en": "History", "ru": "История"},
+    "group_reference": {"en": "References", "ru": "Справочники"},
+    "group_child": {"en": "Links and rows", "ru": "Связи и строки"},
+    "records": {"en": "records", "ru": "записей"},
+    "starting": {"en": "starting", "ru": "запуск"},
+    "ago": {"en": "ago", "ru": "назад"},
+    "in": {"en": "in", "ru": "через"},
+    "bi_title": {"en": "Connect your BI tool", "ru": "Подключите BI-систему"},
+    "bi_hint": {
+        "en": "Metabase, DBeaver, DataLens, Power BI: choose PostgreSQL, schema bitrix24; the "
+        "readable views are v_crm_*. The password is in data/postgres_password.",
+        "ru": "Metabase, DBeaver, DataLens, Power BI: выберите PostgreSQL, схему bitrix24; "
+        "понятные представления — v_crm_*. Пароль — в файле data/postgres_password.",
+    },
+    "bi_none": {
+        "en": "The data is in the server of DATABASE_URL; set BI_DATABASE_URL to show analysts "
+        "a read-only connection here.",
+        "ru": "Данные — на сервере из DATABASE_URL; задайте BI_DATABASE_URL, чтобы показать "
+        "здесь подключение только для чтения.",
+    },
+    "show_events": {"en": "Show event batches", "ru": "Показывать пакеты событий"},
+    "previous": {"en": "← Newer", "ru": "← Новее"},
+    "next": {"en": "Older →", "ru": "Старше →"},
+    "chart_records": {"en": "records", "ru": "записей"},
+    "chart_seconds": {"en": "seconds", "ru": "секунд"},
+    "run": {"en": "Run", "ru": "Запуск"},
+    "finished": {"en": "Finished", "ru": "Конец"},
+    "commands": {"en": "Batch commands", "ru": "Команд в пакетах"},
+    "per_second": {"en": "Records per second", "ru": "Записей в секунду"},
+    "failed_conversions": {
+        "en": "Values kept only in _raw",
+        "ru": "Значений только в _raw",
+    },
+    "estimated_total": {"en": "Expected records", "ru": "Ожидалось записей"},
+    "all_runs": {"en": "All runs", "ru": "Все запуски"},
+    "same_stream": {"en": "Runs of this stream", "ru": "Запуски этого потока"},
+    "demo_events": {
+        "en": "The demo portal sends its CRM events to this service by itself (b24sync run set "
+        "up its outbound webhook): change a record in the demo portal and its row follows.",
+        "ru": "Демо-портал сам отправляет события CRM в этот сервис (b24sync run настроил его "
+        "исходящий вебхук): измените запись в демо-портале — строка обновится.",
+    },
+    "declared_columns": {
+        "en": "Columns declared by the stream (a reference or link table)",
+        "ru": "Колонки, объявленные потоком (справочник или таблица связей)",
+    },
+    "report": {"en": "Report", "ru": "Отчёт"},
+    "failed_ids": {"en": "Failed", "ru": "Не удалось"},
 }
 
 
@@ -140,7 +212,11 @@ def pick_language(cookie: str | None, accept_language: str | None) -> str:
     return "en"
 
 
+def stream_title(name: str, language: str) -> str:
+    """A stream's title in ``language`` (smart processes come and go while serving)."""
+    stream = STREAMS.get(name)
+    return stream.titles.get(language, stream.title) if stream else name
+
+
 def translator(language: str) -> dict[str, str]:
-    """The labels, with every stream's title (smart processes come and go while serving)."""
-    streams = {f"entity_{s.name}": dict(s.titles) for s in STREAMS.values()}
-    return {key: texts.get(language, texts["en"]) for key, texts in (LABELS | streams).items()}
+    return {key: texts.get(language, texts["en"]) for key, texts in LABELS.items()}
