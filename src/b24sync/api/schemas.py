@@ -92,6 +92,20 @@ class LastRun(_RunFigures):
     seconds: float | None = None
 
 
+class LiveRun(Run):
+    estimated_total: int | None = None
+    commands: int | None = None
+
+
+class LiveSnapshot(BaseModel):
+    """One ``runs`` event of /api/v1/sync/events."""
+
+    running: list[str] = Field(description="streams a sync or an event batch holds now")
+    runs: list[LiveRun] = Field(description="runs queued or running, and the latest finished")
+    events_pending: int
+    last_event_at: datetime | None
+
+
 class StreamStatus(_Open):
     entity: str
     kind: str = Field(description="object, reference or child")
