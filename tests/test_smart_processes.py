@@ -249,8 +249,14 @@ async def test_smart_processes_come_and_go_at_the_next_run(
         later = datetime.now(UTC) + timedelta(hours=1)
         assert "item_1036" not in await stack.service.queue_due_syncs(later)
 
-        (row,) = [r for r in await stack.service.status() if r["entity"] == "item_1036"]
+        status = (await stack.api.get("/api/v1/sync/status")).json()["entities"]
+        (row,) = [r for r in status if r["entity"] == "item_1036"]
         assert row["state"] == "gone" and row["gone_at"] and row["rows"] == 120
+        assert row["kind"] == "item" and row["next_run_at"] is None
+        unknown = await stack.api.post("/api/v1/sync/start/item_9998", json={"sync_type": "full"})
+        assert unknown.status_code == 422
+        started = await stack.api.post(f"/api/v1/sync/start/{added}", json={"sync_type": "full"})
+        assert started.status_code == 409, started.text  # a known stream, queued by the tick
         ((comment,),) = query(
             database_url, "SELECT obj_description('bitrix24.crm_item_1036'::regclass)"
         )

@@ -46,6 +46,7 @@ from b24sync.store.migrate import migrate
 from b24sync.store.overview import column_map, entity_status
 from b24sync.store.runs import RunMode, RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, stream_or_item, streams_of
+from b24sync.sync import discovery
 from b24sync.sync.engine import Progress as SyncProgress
 from b24sync.sync.engine import SyncSummary
 
@@ -416,6 +417,7 @@ def _minutes(timestamp: str | None) -> str:
 
 async def _entity_status(url: str) -> list[dict[str, Any]]:
     async with await AsyncConnection.connect(libpq_url(url)) as conn:
+        await discovery.load(conn)  # the smart processes the service last discovered
         return await entity_status(conn)
 
 

@@ -108,15 +108,21 @@ class LiveSnapshot(BaseModel):
 
 class StreamStatus(_Open):
     entity: str
-    kind: str = Field(description="object, reference or child")
+    kind: str = Field(description="object, item (a smart process), reference or child")
     table: str
     rows: int
     deleted_rows: int
-    state: str = Field(description="idle, queued, running or disabled")
+    state: str = Field(
+        description="idle, queued, running, disabled, or gone (a smart process the portal no "
+        "longer has: its table is kept)"
+    )
     last_run: LastRun | None
     cursor: dict[str, Any] | None = Field(description="where the next incremental run starts")
     schedule: Schedule
     next_run_at: datetime | None
+    gone_at: datetime | None = Field(
+        default=None, description="when the portal no longer listed this smart process"
+    )
 
 
 class SyncStatus(BaseModel):
