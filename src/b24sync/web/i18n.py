@@ -139,6 +139,7 @@ LABELS: dict[str, dict[str, str]] = {
     "state_running": {"en": "running", "ru": "идёт"},
     "state_queued": {"en": "queued", "ru": "в очереди"},
     "state_disabled": {"en": "disabled", "ru": "выключено"},
+    "state_gone": {"en": "deleted on the portal", "ru": "удалён на портале"},
     "status_queued": {"en": "queued", "ru": "в очереди"},
     "status_running": {"en": "running", "ru": "идёт"},
     "status_success": {"en": "success", "ru": "успешно"},
