@@ -7,6 +7,7 @@ the FastAPI app through httpx's ASGI transport.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -733,3 +734,28 @@ async def test_the_api_documents_its_answers_and_its_bearer_scheme(stack: Stack)
     page = await stack.api.get("/docs")
     assert "/docs-assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
     assert (await stack.api.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
+
+
+async def test_a_run_keeps_the_lines_it_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a run logged (here its schema changes and a failure) is on its own page."""
+    caplog.set_level(logging.INFO)  # as configure_logging() sets it in every command
+    run_id = (await stack.api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})).json()[
+        "run_id"
+    ]
+    await finished(stack, run_id)
+    detail = (await stack.api.get(f"/api/v1/sync/runs/{run_id}")).json()
+    assert "schema deal" in detail["log"], detail
+    stack.emu.faults.error_500 = 1.0
+    failed_id = (
+        await stack.api.post("/api/v1/sync/start/lead", json={"sync_type": "full"})
+    ).json()["run_id"]
+    failed = await finished(stack, failed_id)
+    stack.emu.faults.error_500 = 0.0
+    assert failed["status"] == "failed"
+    lines = (await stack.api.get(f"/api/v1/sync/runs/{failed_id}")).json()["log"]
+    assert "warning sync lead full failed" in lines and TOKEN not in lines
+    assert (await stack.api.get("/api/v1/sync/runs/999999")).status_code == 404
+    page = await stack.api.get(f"/runs/{failed_id}", headers={"Accept-Language": "en"})
+    assert "What the run logged" in page.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -88,9 +87,7 @@ def _settings(*, demo_portal: bool = True, service: bool = False) -> Settings:
     except (ConfigurationError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from None
-    configure_logging(settings.debug)
-    if not (service or settings.debug):
-        logging.getLogger().setLevel(logging.WARNING)
+    configure_logging(settings.debug, quiet=not service)
     return settings
 
 

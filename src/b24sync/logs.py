@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from b24sync.redaction import redact
@@ -39,6 +43,39 @@ class KeyValueFormatter(logging.Formatter):
         return redact(line)
 
 
+RUN_LOG_LINES = 200  # a run's log keeps its first lines; a storm of retries is not a story
+_run_lines: ContextVar[list[str] | None] = ContextVar("b24sync_run_lines", default=None)
+
+
+class RunLogHandler(logging.Handler):
+    """Copies each record logged inside a run (its task and the tasks it starts) to that run's
+    lines: ``12:00:07 warning retrying crm.deal.list ...``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = _run_lines.get()
+        if lines is None or len(lines) >= RUN_LOG_LINES:
+            return
+        when = time.strftime("%H:%M:%S", time.gmtime(record.created))
+        lines.append(redact(f"{when} {record.levelname.lower()} {record.getMessage()}"))
+
+
+RUN_LOG = RunLogHandler(logging.INFO)
+
+
+@asynccontextmanager
+async def capturing_run_log() -> AsyncIterator[list[str]]:
+    """The lines logged until the block ends, by this task and the tasks it starts."""
+    root = logging.getLogger()
+    if RUN_LOG not in root.handlers:  # a process that never called configure_logging
+        root.addHandler(RUN_LOG)
+    lines: list[str] = []
+    token = _run_lines.set(lines)
+    try:
+        yield lines
+    finally:
+        _run_lines.reset(token)
+
+
 def _handler(handler: logging.Handler) -> logging.Handler:
     handler.setFormatter(KeyValueFormatter())
     handler.addFilter(RedactionFilter())
@@ -51,14 +88,19 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def configure_logging(debug: bool = False, log_file: Path | None = None) -> None:
+def configure_logging(
+    debug: bool = False, log_file: Path | None = None, *, quiet: bool = False
+) -> None:
     """Key=value lines on stderr. With ``log_file`` the lines go there and stderr keeps warnings
-    and errors only (`b24sync run`, whose terminal is read by a person)."""
+    and errors only (`b24sync run`, whose terminal is read by a person); ``quiet`` keeps only
+    those on stderr too (one-off commands). Every run's own log is kept whatever the console
+    shows."""
     console = _handler(logging.StreamHandler(sys.stderr))
-    handlers: list[logging.Handler] = [console]
+    handlers: list[logging.Handler] = [console, RUN_LOG]
     if log_file is not None:
-        console.setLevel(logging.WARNING)
         handlers.append(_handler(logging.FileHandler(log_file, encoding="utf-8")))
+    if (log_file is not None or quiet) and not debug:
+        console.setLevel(logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -221,8 +221,10 @@ def create_app(service: SyncService) -> FastAPI:
         )
 
     @api.get("/sync/runs/{run_id}", tags=["sync"], responses={404: {"description": "no such run"}})
-    async def sync_run(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: User) -> schemas.Run:
-        return schemas.Run.model_validate(await service.run(run_id))
+    async def sync_run(
+        run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: User
+    ) -> schemas.RunDetail:
+        return schemas.RunDetail.model_validate(await service.run(run_id))
 
     @api.get("/sync/config", tags=["sync"])
     async def get_config(_: User) -> dict[str, schemas.Schedule]:

@@ -66,6 +66,10 @@ class Run(_RunFigures):
     entity: str
 
 
+class RunDetail(Run):
+    log: str | None = Field(default=None, description="the lines the run logged, one a line")
+
+
 class RunsPage(BaseModel):
     runs: list[Run]
     total: int = Field(description="runs matching the filters in all")

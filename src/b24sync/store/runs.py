@@ -152,11 +152,13 @@ async def finish_run(
     counts: RunCounts,
     status: str,
     error: str | None = None,
+    log_lines: Sequence[str] = (),
 ) -> None:
     await record_progress(conn, run_id, counts)
     await conn.execute(
-        "UPDATE b24sync.sync_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
-        (status, error, run_id),
+        "UPDATE b24sync.sync_runs SET status = %s, error = %s, log = %s, finished_at = now() "
+        "WHERE id = %s",
+        (status, error, "\n".join(log_lines) or None, run_id),
     )
 
 
@@ -223,13 +225,14 @@ async def list_runs(
 
 
 async def read_run(conn: AsyncConnection[Any], run_id: int) -> dict[str, Any] | None:
-    """One run of the log, or None."""
+    """One run of the log with the lines it logged (``log``), or None."""
+    columns = (*RUN_COLUMNS, "log")
     row = await (
         await conn.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM b24sync.sync_runs WHERE id = %s", (run_id,)
+            f"SELECT {', '.join(columns)} FROM b24sync.sync_runs WHERE id = %s", (run_id,)
         )
     ).fetchone()
-    return dict(zip(RUN_COLUMNS, row, strict=True)) if row else None
+    return dict(zip(columns, row, strict=True)) if row else None
 
 
 async def run_totals(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:

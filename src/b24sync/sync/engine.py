@@ -24,6 +24,7 @@ from b24sync.errors import (
     StreamGone,
     SyncAlreadyRunning,
 )
+from b24sync.logs import capturing_run_log
 from b24sync.redaction import redact
 from b24sync.schema import views
 from b24sync.schema.planner import ColumnSpec, plan_table
@@ -195,6 +196,7 @@ class SyncEngine:
         counts = RunCounts()
         async with (
             counting_calls() as spent,  # this run's own calls, whatever runs beside it
+            capturing_run_log() as log_lines,  # and its own log lines
             self._lock(
                 entity, wait_seconds=0 if mode == RunMode.BY_IDS else self.lock_wait_seconds
             ),
@@ -219,7 +221,7 @@ class SyncEngine:
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
             counts.api_calls = spent.http_calls
             counts.commands = spent.commands
-            await self._finish_run(conn, run_id, counts, status, error)
+            await self._finish_run(conn, run_id, counts, status, error, log_lines)
         return SyncSummary(
             entity.name,
             mode,
@@ -242,6 +244,7 @@ class SyncEngine:
         counts: RunCounts,
         status: str,
         error: str | None,
+        log_lines: list[str],
     ) -> None:
         """Record the end of a run, on a new connection when the database dropped the old one.
 
@@ -250,13 +253,13 @@ class SyncEngine:
         """
         if not conn.closed:
             with suppress(psycopg.OperationalError):
-                await runs.finish_run(conn, run_id, counts, status, error)
+                await runs.finish_run(conn, run_id, counts, status, error, log_lines)
                 return
         deadline = time.monotonic() + DATABASE_RETURN_SECONDS
         while True:
             try:
                 async with await AsyncConnection.connect(self.dsn, autocommit=True) as fresh:
-                    await runs.finish_run(fresh, run_id, counts, status, error)
+                    await runs.finish_run(fresh, run_id, counts, status, error, log_lines)
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:

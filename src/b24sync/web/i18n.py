@@ -199,6 +199,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ru": "Колонки, объявленные потоком (справочник или таблица связей)",
     },
     "report": {"en": "Report", "ru": "Отчёт"},
+    "run_log": {"en": "What the run logged", "ru": "Журнал запуска"},
     "failed_ids": {"en": "Failed", "ru": "Не удалось"},
 }
 
