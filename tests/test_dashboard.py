@@ -167,7 +167,8 @@ def test_dashboard_end_to_end(database_url: str, browser: object) -> None:
         expect(page.locator("[data-nav=overview]")).to_have_text("Обзор")
         page.screenshot(path=SCREENSHOTS / "overview-ru.png")
         run_page = page.locator("[data-field=last-run] a").first.get_attribute("href")
-        for path in ["/", "/runs", "/runs?events=1", str(run_page), "/schedules", "/events"]:
+        pages = ["/", "/runs", "/runs?events=1", str(run_page), "/schedules", "/events"]
+        for path in [*pages, "/schema?entity=status", "/testdata"]:
             page.goto(base + path)
             page.wait_for_timeout(300)  # the live view's first snapshot
             shown = page.inner_text("main")

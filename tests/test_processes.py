@@ -179,6 +179,8 @@ def test_run_is_the_whole_product_on_defaults(tmp_path: Any) -> None:
         while time.monotonic() < deadline and lead_title(database_url[1], 9) != "seen by run":
             time.sleep(0.2)
         assert lead_title(database_url[1], 9) == "seen by run"
+        with psycopg.connect(database_url[1]) as bi:  # what a BI tool does with the printed URL
+            assert bi.execute("SELECT count(*) FROM bitrix24.crm_deal").fetchone() == (5000,)
         for command in readme_demo_commands():
             done = subprocess.run(
                 [sys.executable, "-m", "b24sync.cli", *command],

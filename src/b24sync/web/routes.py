@@ -210,7 +210,7 @@ def web_router() -> APIRouter:
     async def schedules(request: Request) -> Response:
         if not await _signed_in(request):
             return RedirectResponse("/login", status_code=303)
-        return _render(request, "schedules", schedules=await service_of(request).schedules())
+        return _render(request, "schedules", groups=_grouped(await service_of(request).status()))
 
     @router.get("/events", response_class=HTMLResponse)
     async def events(request: Request) -> Response:
