@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import psycopg
@@ -25,6 +27,17 @@ def b24sync(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         env={**os.environ, "COLUMNS": "200", **env},
         timeout=120,
     )
+
+
+@contextmanager
+def portal_env(emu: Emulator, database_url: str) -> Iterator[dict[str, str]]:
+    """``emu`` served over HTTP, and the environment that points the CLI at it."""
+    with serving(create_app(emu)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        yield {
+            "DATABASE_URL": database_url,
+            "BITRIX_WEBHOOK_URL": webhook_url(emu, host, int(port)),
+        }
 
 
 def title(database_url: str, deal_id: int) -> str | None:
@@ -77,12 +90,7 @@ def test_malformed_webhook_url_is_refused_without_traceback() -> None:
 
 def test_seed_create_and_clear_and_webhooks(database_url: str) -> None:
     emu = Emulator(webhook_token="clitoken12345")
-    with serving(create_app(emu)) as base:
-        host, port = base.removeprefix("http://").split(":")
-        env = {
-            "DATABASE_URL": database_url,
-            "BITRIX_WEBHOOK_URL": webhook_url(emu, host, int(port)),
-        }
+    with portal_env(emu, database_url) as env:
         created = b24sync("seed", "create", "--companies", "30", "--contacts", "45", env=env)
         assert created.returncode == 0, created.stderr
         assert "30 companies, 45 contacts, 2 API calls" in created.stderr
@@ -144,12 +152,7 @@ def test_exit_codes_say_failed_usage_or_busy_and_json_says_why(database_url: str
     line = json.loads(unconfigured.stdout.splitlines()[-1])
     assert line["status"] == "refused" and "portal" in line["error"]
     emu = Emulator(webhook_token="clitoken12345")
-    with serving(create_app(emu)) as base:
-        host, port = base.removeprefix("http://").split(":")
-        env = {
-            "DATABASE_URL": database_url,
-            "BITRIX_WEBHOOK_URL": webhook_url(emu, host, int(port)),
-        }
+    with portal_env(emu, database_url) as env:
         with psycopg.connect(database_url, autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(hashtext('b24sync.service.testdata'))")
             busy = b24sync("seed", "create", "--companies", "1", "--contacts", "1", env=env)
