@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from b24emu import errors, items  # noqa: F401  (items registers crm.item.list)
+# items, stagehistory, productrows register their methods
+from b24emu import errors, items, productrows, stagehistory  # noqa: F401
 from b24emu.events import EventHub
 from b24emu.fields import ENTITIES
 from b24emu.limits import CostModel, Faults, LeakyBucket, OperatingBudget, Stats

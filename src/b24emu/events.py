@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from b24emu.fields import ENTITIES
 from b24emu.smart import STORE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 # Items of every smart process share three events; ENTITY_TYPE_ID in the payload says whose
 # (api-reference/crm/universal/events/index.md).
 CRM_EVENTS = tuple(
-    f"ONCRM{entity}{action}"
-    for entity in ("DEAL", "CONTACT", "LEAD", "COMPANY", "DYNAMICITEM")
+    f"ONCRM{entity.upper()}{action}"
+    for entity in (*ENTITIES, "DYNAMICITEM")
     for action in ("ADD", "UPDATE", "DELETE")
 )
 

@@ -55,6 +55,53 @@ _HAS = [
     ("HAS_IMOL", "char", "Has Open Channel", "R"),
 ]
 
+# crm.activity.fields (api-reference/crm/timeline/activities/activity-base/crm-activity-fields.md)
+_ACTIVITY_SPEC: list[tuple[str, ...]] = [
+    ("ID", "integer", "ID", "R"),
+    ("OWNER_ID", "integer", "Owner ID", "I"),
+    ("OWNER_TYPE_ID", "crm_enum_ownertype", "Owner Type", "I"),
+    ("TYPE_ID", "crm_enum_activitytype", "Type", "QI"),
+    ("PROVIDER_ID", "string", "Provider ID", ""),
+    ("PROVIDER_TYPE_ID", "string", "Provider Type", ""),
+    ("PROVIDER_GROUP_ID", "string", "Connector Type", ""),
+    ("ASSOCIATED_ENTITY_ID", "integer", "ID of the entity associated with the activity", "R"),
+    ("SUBJECT", "string", "Subject", "Q"),
+    ("START_TIME", "datetime", "Start", ""),
+    ("END_TIME", "datetime", "Deadline", ""),
+    ("DEADLINE", "datetime", "Due Date", ""),
+    ("COMPLETED", "char", "Completed", ""),
+    ("STATUS", "crm_enum_activitystatus", "Status", ""),
+    ("RESPONSIBLE_ID", "user", "Responsible", "Q"),
+    ("PRIORITY", "crm_enum_activitypriority", "Priority", ""),
+    ("NOTIFY_TYPE", "crm_enum_activitynotifytype", "Notification Type", ""),
+    ("NOTIFY_VALUE", "integer", "Notification Parameter", ""),
+    ("DESCRIPTION", "string", "Description", ""),
+    ("DESCRIPTION_TYPE", "crm_enum_contenttype", "Description Type", ""),
+    ("DIRECTION", "crm_enum_activitydirection", "Direction", ""),
+    ("LOCATION", "string", "Location", ""),
+    ("CREATED", "datetime", "Creation Date", "R"),
+    ("AUTHOR_ID", "user", "Created By", "R"),
+    ("LAST_UPDATED", "datetime", "Last Updated", "R"),
+    ("EDITOR_ID", "user", "Edited By", "R"),
+    ("SETTINGS", "object", "Settings", ""),
+    ("ORIGIN_ID", "string", "External Code", ""),
+    ("ORIGINATOR_ID", "string", "External Source", ""),
+    ("RESULT_STATUS", "integer", "RESULT_STATUS", ""),
+    ("RESULT_STREAM", "integer", "RESULT_STREAM", ""),
+    ("RESULT_SOURCE_ID", "string", "RESULT_SOURCE_ID", ""),
+    ("PROVIDER_PARAMS", "object", "Provider Parameters", ""),
+    ("PROVIDER_DATA", "string", "Provider Data", ""),
+    ("RESULT_MARK", "integer", "RESULT_MARK", ""),
+    ("RESULT_VALUE", "double", "RESULT_VALUE", ""),
+    ("RESULT_SUM", "double", "RESULT_SUM", ""),
+    ("RESULT_CURRENCY_ID", "string", "RESULT_CURRENCY_ID", ""),
+    ("AUTOCOMPLETE_RULE", "integer", "Autocomplete", ""),
+    ("BINDINGS", "crm_activity_binding", "Bindings", "RM"),
+    ("COMMUNICATIONS", "crm_activity_communication", "Communication Channel", "QM"),
+    ("FILES", "diskfile", "Files", "M"),
+    ("IS_INCOMING_CHANNEL", "char", "IS_INCOMING_CHANNEL", "R"),
+]
+
 _SPECS: dict[str, list[tuple[str, ...]]] = {
     "deal": [
         ("ID", "integer", "ID", "R"),
@@ -181,6 +228,7 @@ _SPECS: dict[str, list[tuple[str, ...]]] = {
         *_MULTI,
         *_ACTIVITY,
     ],
+    "activity": _ACTIVITY_SPEC,
 }
 
 
@@ -219,6 +267,13 @@ INTEGER_TYPES = frozenset(
         "crm_category",
         "employee",
         "enumeration",
+        "crm_enum_ownertype",
+        "crm_enum_activitytype",
+        "crm_enum_activitystatus",
+        "crm_enum_activitypriority",
+        "crm_enum_activitynotifytype",
+        "crm_enum_contenttype",
+        "crm_enum_activitydirection",
     }
 )
 NUMERIC_TYPES = INTEGER_TYPES | {"double"}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from b24emu import errors, references, smart
+from b24emu import errors, history, references, smart
 from b24emu.fields import (
     ENTITIES,
     INTEGER_TYPES,
@@ -24,6 +24,7 @@ from b24emu.fields import (
     standard_fields,
     user_field_definition,
 )
+from b24emu.products import OWNER_TYPES, ProductRows
 from b24emu.query import compile_filter, order_keys, resolve_select, sort_records
 
 PAGE_SIZE = 50
@@ -61,8 +62,11 @@ class AuditFields:
     modified_at: str = "DATE_MODIFY"
     created_by: str = "CREATED_BY_ID"
     modified_by: str = "MODIFY_BY_ID"
+    assigned_to: str = "ASSIGNED_BY_ID"
 
 
+# crm-activity-fields.md: CREATED / LAST_UPDATED, AUTHOR_ID / EDITOR_ID, RESPONSIBLE_ID
+ACTIVITY_AUDIT = AuditFields("CREATED", "LAST_UPDATED", "AUTHOR_ID", "EDITOR_ID", "RESPONSIBLE_ID")
 SMART_AUDIT = AuditFields("CREATED_TIME", "UPDATED_TIME", "CREATED_BY", "UPDATED_BY")
 
 
@@ -112,6 +116,12 @@ class Portal:
         self.stores: dict[str, EntityStore] = {
             name: EntityStore(name, standard_fields(name)) for name in ENTITIES
         }
+        self.stores["activity"].audit = ACTIVITY_AUDIT
+        self.stage_history: dict[int, EntityStore] = {
+            type_id: EntityStore(f"stagehistory.{type_id}", history.history_fields(spec))
+            for type_id, spec in history.STAGED.items()
+        }
+        self.product_rows = ProductRows()
         self.multifield_ids = itertools.count(1)
         self.listeners: list[ChangeListener] = []
         self.users = references.users()
@@ -277,14 +287,15 @@ class Portal:
                 audit.modified_at: now,
                 audit.created_by: str(user_id),
                 audit.modified_by: str(user_id),
-                "ASSIGNED_BY_ID": str(user_id),
-                "OPENED": "Y",
+                audit.assigned_to: str(user_id),
+                **({"OPENED": "Y"} if "OPENED" in store.fields else {}),
             }
         )
         record.update(self._defaults(entity))
         self._apply(store, record, fields, creating=True)
         self._derive(entity, record)
         record_id = store.insert(record)
+        self.record_stage(entity, record, None, now)
         if notify:
             self._notify(entity, "ADD", record_id)
         return record_id
@@ -302,10 +313,15 @@ class Portal:
         record = self.get(entity, record_id)
         store = self.store(entity)
         stage = record.get("STAGE_ID")
+        staged = history.BY_ENTITY.get(entity)
+        before = history.stage_of(staged[1], record) if staged else None
         self._apply(store, record, fields, creating=False)
-        record[store.audit.modified_at] = self.clock.iso()
+        now = self.clock.iso()
+        record[store.audit.modified_at] = now
         record[store.audit.modified_by] = str(user_id)
         self._derive(entity, record)
+        if before is not None:
+            self.record_stage(entity, record, before, now)
         if entity in self._smart_stores() and record.get("STAGE_ID") != stage:
             record.update(
                 {
@@ -320,7 +336,27 @@ class Portal:
         record = self.get(entity, record_id)
         rid = int(record["ID"])
         self.store(entity).remove(rid)
+        for owner_type, owner in OWNER_TYPES.items():
+            if owner == entity:
+                self.product_rows.drop(owner_type, rid)
         self._notify(entity, "DELETE", rid)
+
+    def record_stage(
+        self, entity: str, record: dict[str, Any], before: tuple[str, str] | None, at: str
+    ) -> None:
+        """Append a stage-history row when a deal or lead is created (``before`` None) or its
+        stage or pipeline changed."""
+        staged = history.BY_ENTITY.get(entity)
+        if staged is None:
+            return
+        type_id, spec = staged
+        move = history.CREATED if before is None else history.move_type(spec, before, record)
+        if move is None:
+            return
+        if spec.stage == "STAGE_ID":
+            record["MOVED_TIME"] = at
+        row = history.history_row(spec, record, move, at)
+        row["ID"] = self.stage_history[type_id].insert(row)
 
     def _derive(self, entity: str, record: dict[str, Any]) -> None:
         """Fields the portal computes: stage semantics, the deprecated single-link fields."""
@@ -341,6 +377,13 @@ class Portal:
             record["COMPANY_ID"] = ids[0] if ids else None
         if entity in self._smart_stores():
             self._derive_stage(entity, record)
+        if entity == "activity":
+            # crm-activity-fields.md: DEADLINE comes from START_TIME for calls and meetings,
+            # from END_TIME for tasks; a completed activity has STATUS 2
+            record["DEADLINE"] = record.get(
+                "END_TIME" if record.get("TYPE_ID") == "3" else "START_TIME"
+            )
+            record["STATUS"] = "2" if record.get("COMPLETED") == "Y" else "1"
         if entity == "lead":
             status = record.get("STATUS_ID") or "NEW"
             record["STATUS_SEMANTIC_ID"] = (
@@ -357,7 +400,20 @@ class Portal:
         start: int,
     ) -> ListPage:
         """One page as crm.*.list returns it; ``start=-1`` skips counting (no total/next)."""
-        store = self.store(entity)
+        return self.list_store(
+            self.store(entity), select=select, filter=filter, order=order, start=start
+        )
+
+    def list_store(
+        self,
+        store: EntityStore,
+        *,
+        select: list[str] | None,
+        filter: dict[str, Any] | None,
+        order: dict[str, Any] | None,
+        start: int,
+    ) -> ListPage:
+        """One page of any store's records (CRM records, stage history)."""
         predicates, floor = compile_filter(filter, store.fields)
         keys = order_keys(order, store.fields)
         columns = resolve_select(select, store.fields)
@@ -564,6 +620,14 @@ _ENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
     "lead": {"STATUS_ID": "NEW", "CURRENCY_ID": "RUB", "OPPORTUNITY": "0.00"},
     "contact": {"TYPE_ID": "CLIENT", "EXPORT": "Y"},
     "company": {"COMPANY_TYPE": "CUSTOMER", "CURRENCY_ID": "RUB"},
+    "activity": {
+        "COMPLETED": "N",
+        "STATUS": "1",
+        "PRIORITY": "2",
+        "DIRECTION": "0",
+        "DESCRIPTION_TYPE": "1",
+        "NOTIFY_TYPE": "0",
+    },
 }
 
 

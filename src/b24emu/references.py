@@ -119,6 +119,11 @@ def stage_ids(category_id: int) -> list[str]:
     return [status_id for status_id, _, _ in _STATUS_LISTS[entity_id]]
 
 
+def status_values(entity_id: str) -> list[tuple[str, str | None]]:
+    """(STATUS_ID, SEMANTICS) of one list, in its sort order."""
+    return [(status_id, semantics) for status_id, _, semantics in _STATUS_LISTS[entity_id]]
+
+
 def stage_semantics(category_id: int, stage_id: str) -> str | None:
     entity_id = "DEAL_STAGE" if category_id == 0 else f"DEAL_STAGE_{category_id}"
     return next(s for status_id, _, s in _STATUS_LISTS[entity_id] if status_id == stage_id)

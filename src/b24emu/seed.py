@@ -17,6 +17,7 @@ from b24emu import references, smart
 from b24emu.fields import MULTIFIELDS
 from b24emu.portal import PORTAL_TZ, Portal
 from b24emu.references import OWNER_IDS
+from b24emu.seed_related import seed_related
 
 DEAL_STAGES = [
     "NEW",
@@ -175,11 +176,13 @@ def _enum_ids(portal: Portal, entity: str, name: str) -> list[str]:
 
 
 def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[str, int]:
-    """Add ``counts`` records per entity (companies first, so that links point somewhere);
-    ``item``: that many items of each demo smart process (created when missing)."""
+    """Add ``counts`` records per entity (companies first, so that links point somewhere), and
+    what hangs off them: stage history, activities, product rows; ``item``: that many items of
+    each demo smart process (created when missing)."""
     ensure_user_fields(portal)
     data = DemoData(seed)
     created: dict[str, int] = {}
+    new_ids: dict[str, list[int]] = {}
     for entity in ("company", "contact", "lead", "deal"):
         number = int(counts.get(entity, 0))
         store = portal.store(entity)
@@ -209,8 +212,9 @@ def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[s
             if "SOURCE_ID" in store.fields:
                 record["SOURCE_ID"] = data.rng.choice(SOURCES)
             maker(portal, data, record)
-            store.insert(record)
+            new_ids.setdefault(entity, []).append(store.insert(record))
         created[entity] = number
+    seed_related(portal, new_ids, seed)
     if int(counts.get("item", 0)):
         created["item"] = _seed_items(portal, int(counts["item"]), seed)
     return created

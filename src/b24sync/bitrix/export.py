@@ -44,11 +44,12 @@ class ListMethod:
         return result if isinstance(result, list) else []
 
     def command(self, flt: Mapping[str, Any], select: list[str], order: str) -> str:
+        """One keyset page; an empty ``select`` is left out (methods without one)."""
         params = {
             **self.params,
             "order": {self.id_field: order},
             "filter": dict(flt),
-            "select": select,
+            **({"select": select} if select else {}),
             "start": -1,
         }
         return f"{self.name}?" + encode_params(params)
@@ -170,7 +171,7 @@ async def export_records(
         )
         records: list[Record] = []
         for wave, batch in zip(waves, batches, strict=True):
-            limited = _limited_commands(batch.errors)
+            limited = limited_commands(batch.errors)
             raise_first_error({k: v for k, v in batch.errors.items() if k not in limited})
             answered = pages(batch.result)
             damaged = _damaged_commands(answered, key)
@@ -227,7 +228,7 @@ async def fetch_by_ids(
 _RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"})
 
 
-def _limited_commands(errors: dict[str, dict[str, Any]]) -> set[str]:
+def limited_commands(errors: dict[str, dict[str, Any]]) -> set[str]:
     """Commands inside a batch that a limit refused; they are retried, not failed."""
     return {key for key, error in errors.items() if error.get("error") in _RETRYABLE_COMMAND_ERRORS}
 

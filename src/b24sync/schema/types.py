@@ -42,6 +42,18 @@ TYPE_MAP: dict[str, str] = {
     "money": "numeric",
     "crm_multifield": "jsonb",
     "file": "jsonb",
+    # activities (crm-activity-fields.md): codes of documented lists, and structures
+    "crm_enum_ownertype": "bigint",
+    "crm_enum_activitytype": "bigint",
+    "crm_enum_activitystatus": "bigint",
+    "crm_enum_activitypriority": "bigint",
+    "crm_enum_activitynotifytype": "bigint",
+    "crm_enum_activitydirection": "bigint",
+    "crm_enum_contenttype": "bigint",
+    "object": "jsonb",
+    "diskfile": "jsonb",
+    "crm_activity_binding": "jsonb",
+    "crm_activity_communication": "jsonb",
 }
 FALLBACK = "text"
 # widening: (stored, wanted) -> type that holds both without losing data

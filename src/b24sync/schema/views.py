@@ -18,7 +18,7 @@ from psycopg import sql
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.planner import ColumnSpec
-from b24sync.streams import Kind, Stream
+from b24sync.streams import STREAMS, Kind, Stream
 
 SCHEMA = "bitrix24"
 ENUM_VIEW = "crm_enum_value"
@@ -37,6 +37,28 @@ def _slug(title: str) -> str:
     """``Заявки на доставку`` -> ``zayavki_na_dostavku``: a title readable in an identifier."""
     latin = title.lower().translate(_LATIN)
     return "_".join(re.findall(r"[a-z0-9]+", latin))[:SLUG_CHARS].strip("_")
+
+
+# Codes of the lists the documentation fixes (crm-activity-fields.md, crm data-types.md).
+FIXED_LABELS: dict[str, dict[int, str]] = {
+    "crm_enum_activitytype": {1: "meeting", 2: "call", 3: "task", 4: "email", 6: "activity"},
+    "crm_enum_activitydirection": {0: "none", 1: "incoming", 2: "outgoing"},
+    "crm_enum_activitystatus": {0: "undefined", 1: "waiting", 2: "completed", 3: "autocompleted"},
+    "crm_enum_activitypriority": {0: "none", 1: "low", 2: "medium", 3: "high"},
+}
+OWNER_TYPE = "crm_enum_ownertype"
+
+
+def _fixed_labels(kind: str) -> dict[int, str] | None:
+    """The names of a fixed list's codes; an owner type is named by the registry's stream of
+    that entity type (``deal``, ``item_1038``), so an activity says which table its owner is in."""
+    if kind == OWNER_TYPE:
+        return {
+            s.entity_type_id: s.name
+            for s in STREAMS.values()
+            if s.entity_type_id is not None and s.kind in (Kind.OBJECT, Kind.ITEM)
+        }
+    return FIXED_LABELS.get(kind)
 
 
 def view_name(stream: Stream) -> str:
@@ -149,6 +171,15 @@ def label(stream: Stream, spec: ColumnSpec, columns: set[str]) -> sql.Composed |
         )
     if kind == "enumeration":
         return _enum_label(stream, spec)
+    names = _fixed_labels(kind)
+    if names and spec.pg_type == "bigint":
+        return sql.SQL("CASE t.{} {} END").format(
+            column,
+            sql.SQL(" ").join(
+                sql.SQL("WHEN {} THEN {}").format(sql.Literal(code), sql.Literal(name))
+                for code, name in sorted(names.items())
+            ),
+        )
     return None
 
 

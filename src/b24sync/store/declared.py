@@ -1,5 +1,5 @@
 """Tables whose columns the registry declares: reference lists, replaced whole in one
-transaction, and child rows, replaced per parent."""
+transaction; child rows, replaced per parent; logs, appended to and never rewritten."""
 
 from __future__ import annotations
 
@@ -97,6 +97,50 @@ async def replace_children(
         (list(parent_ids),),
     )
     return await _copy(conn, stream, _unique(stream, rows))
+
+
+def scope_condition(stream: Stream) -> sql.Composed:
+    """``true``, or the condition that picks this stream's rows in a table it shares."""
+    terms = [
+        sql.SQL("{} = {}").format(ident(column), sql.Literal(value))
+        for column, value in stream.scope.items()
+    ]
+    return sql.SQL(" AND ").join(terms) if terms else sql.SQL("true").format()
+
+
+async def last_id(conn: AsyncConnection[Any], stream: Stream) -> int:
+    """The highest ID of this stream's rows (0 when it has none): a log reads on from there."""
+    cur = await conn.execute(
+        sql.SQL("SELECT coalesce(max(id), 0) FROM {} WHERE {}").format(
+            ident(DATA_SCHEMA, stream.table), scope_condition(stream)
+        )
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def append(conn: AsyncConnection[Any], stream: Stream, rows: Sequence[Row]) -> int:
+    """Add the rows whose key is new; a row already stored is never rewritten (a log)."""
+    staging = sql.Identifier(f"_append_{stream.name}")
+    names = sql.SQL(", ").join(ident(n) for n in [*(c.column for c in stream.columns), "_raw"])
+    async with conn.transaction():
+        await conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            ).format(staging, ident(DATA_SCHEMA, stream.table))
+        )
+        async with (
+            conn.cursor() as cur,
+            cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy,
+        ):
+            for row in _unique(stream, rows):
+                await copy.write_row(row)
+        cur = await conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                ident(DATA_SCHEMA, stream.table), names, names, staging
+            )
+        )
+        return cur.rowcount
 
 
 async def drop_unseen_parents(conn: AsyncConnection[Any], stream: Stream) -> int:

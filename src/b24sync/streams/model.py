@@ -15,6 +15,7 @@ class Kind(StrEnum):
 
     OBJECT = "object"  # keyset export by ID, incremental by cursor, events, reconcile
     ITEM = "item"  # as object, through crm.item.*: one stream per smart process, discovered
+    LOG = "log"  # append-only by ID, rows never rewritten
     REFERENCE = "reference"  # the whole list, replaced in one transaction
     CHILD = "child"  # rows per parent record, refreshed with the parents that changed
 
@@ -47,8 +48,12 @@ class SmartProcess:
 class Stream:
     """One Bitrix24 dataset mirrored into one table.
 
-    Object streams take their columns from the ``fields_method`` metadata; reference and child
-    streams declare theirs (``columns``), keyed by ``key``.
+    Object streams take their columns from the ``fields_method`` metadata; reference, log and
+    child streams declare theirs (``columns``), keyed by ``key``. A declared column whose field
+    is a fixed parameter (``entityTypeId`` of a log) takes the parameter's value, so streams of
+    several types can share one table. A child stream with an ``owner_key`` is read one parent
+    per command (``owner_filter`` plus ``{owner_key: parent id}``); one without is read through
+    its parent's list, 50 parents a command.
     """
 
     name: str
@@ -66,10 +71,12 @@ class Stream:
     columns: tuple[Column, ...] = ()
     key: tuple[str, ...] = ()  # columns that identify a row of a reference or child table
     parent: str | None = None  # a child stream's parent stream
-    select: tuple[str, ...] = ()  # fixed select of reference and child streams
+    select: tuple[str, ...] = ()  # fixed select of reference, log and child streams
     fields_at: str | None = None  # the key under `result` that holds the fields metadata
     per_smart_process: bool = False  # a reference read again for every smart process's type
     gone: bool = False  # a smart process the portal no longer has: table kept, nothing synced
+    owner_filter: Mapping[str, Any] = field(default_factory=dict)
+    owner_key: str | None = None  # the filter key naming one parent (per-parent children)
 
     @property
     def title(self) -> str:
@@ -111,6 +118,12 @@ class Stream:
         if self.fields_method is None:
             raise TypeError(f"stream {self.name} has no fields method")
         return self.fields_method
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """Column -> value of the columns a fixed parameter fills (the rows of this stream in a
+        table it shares)."""
+        return {c.column: self.params[c.field] for c in self.columns if c.field in self.params}
 
     @property
     def cursor(self) -> str:

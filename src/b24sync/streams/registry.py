@@ -24,7 +24,9 @@ ITEM_NAME_PATTERN = "^item_[0-9]{1,9}$"
 _ITEM_NAME = re.compile(ITEM_NAME_PATTERN)
 
 
-def _object(name: str, en: str, ru: str, entity_type_id: int) -> Stream:
+def _object(
+    name: str, en: str, ru: str, entity_type_id: int | None, cursor: str = "DATE_MODIFY"
+) -> Stream:
     """A CRM object of the classic API: ``crm.<name>.list`` / ``.fields``, events per action."""
     return Stream(
         name=name,
@@ -33,6 +35,7 @@ def _object(name: str, en: str, ru: str, entity_type_id: int) -> Stream:
         titles={"en": en, "ru": ru},
         list_method=f"crm.{name}.list",
         fields_method=f"crm.{name}.fields",
+        cursor_field=cursor,
         entity_type_id=entity_type_id,
         events=tuple(f"ONCRM{name.upper()}{action}" for action in ACTIONS),
     )
@@ -60,6 +63,91 @@ def item_stream(process: SmartProcess) -> Stream:
         entity_type_id=entity_type_id,
         events=ITEM_EVENTS,
         gone=process.gone,
+    )
+
+
+def stage_history(
+    owner: str, entity_type_id: int, en: str, ru: str, *, lead_like: bool = False
+) -> Stream:
+    """The stage moves of one entity type (``crm.stagehistory.list``), appended by ID to the one
+    table ``crm_stage_history`` that every type shares (``entity_type_id`` tells them apart), so
+    "time in stage" is one window over it. Leads name their stage ``STATUS_ID`` and have no
+    pipelines (crm-stage-history-list.md); deals and smart processes are alike."""
+    stage, semantic = (
+        ("STATUS_ID", "STATUS_SEMANTIC_ID") if lead_like else ("STAGE_ID", "STAGE_SEMANTIC_ID")
+    )
+    return Stream(
+        name=f"{owner}_stage_history",
+        table="crm_stage_history",
+        kind=Kind.LOG,
+        titles={"en": en, "ru": ru},
+        list_method="crm.stagehistory.list",
+        params={"entityTypeId": entity_type_id},
+        cursor_field=None,
+        records_at="items",
+        select=(
+            "ID",
+            "TYPE_ID",
+            "OWNER_ID",
+            "CREATED_TIME",
+            *(() if lead_like else ("CATEGORY_ID",)),
+            stage,
+            semantic,
+        ),
+        columns=(
+            Column("entityTypeId", "integer", "entity_type_id"),
+            Column("ID", "integer"),
+            Column("OWNER_ID", "integer"),
+            Column("TYPE_ID", "integer"),
+            Column("CREATED_TIME", "datetime"),
+            Column("CATEGORY_ID", "integer"),
+            Column(stage, "string", "stage_id"),
+            Column(semantic, "string", "stage_semantic_id"),
+        ),
+        key=("entity_type_id", "id"),
+    )
+
+
+def _product_rows(parent: str, owner_type: str, en: str, ru: str) -> Stream:
+    """The product rows of each ``parent`` (``crm.item.productrow.list``): the method takes one
+    owner per command (``=ownerType``, ``=ownerId``, crm-item-productrow-list.md), so a batch
+    call carries 50 parents; the parents to read come from the parent's own list."""
+    return Stream(
+        name=f"{parent}_productrow",
+        table=f"crm_{parent}_productrow",
+        kind=Kind.CHILD,
+        titles={"en": en, "ru": ru},
+        list_method="crm.item.productrow.list",
+        id_field="id",
+        records_at="productRows",
+        parent=parent,
+        owner_filter={"=ownerType": owner_type},
+        owner_key="=ownerId",
+        columns=(
+            Column("ownerId", "integer", f"{parent}_id"),
+            Column("id", "integer"),
+            Column("productId", "integer", "product_id"),
+            Column("productName", "string", "product_name"),
+            Column("price", "double"),
+            Column("priceAccount", "double", "price_account"),
+            Column("priceExclusive", "double", "price_exclusive"),
+            Column("priceNetto", "double", "price_netto"),
+            Column("priceBrutto", "double", "price_brutto"),
+            Column("quantity", "double"),
+            Column("discountTypeId", "integer", "discount_type_id"),
+            Column("discountRate", "double", "discount_rate"),
+            Column("discountSum", "double", "discount_sum"),
+            Column("taxRate", "double", "tax_rate"),
+            Column("taxIncluded", "char", "tax_included"),
+            Column("taxName", "string", "tax_name"),
+            Column("measureCode", "integer", "measure_code"),
+            Column("measureName", "string", "measure_name"),
+            Column("sort", "integer"),
+            Column("type", "integer"),
+            Column("storeId", "integer", "store_id"),
+            Column("xmlId", "string", "xml_id"),
+        ),
+        key=(f"{parent}_id", "id"),
     )
 
 
@@ -118,6 +206,8 @@ _STREAMS = (
     _object("contact", "Contacts", "Контакты", 3),
     _object("lead", "Leads", "Лиды", 1),
     _object("company", "Companies", "Компании", 4),
+    # crm-activity-fields.md: an activity's last change is LAST_UPDATED; it has no pipelines
+    _object("activity", "Activities", "Дела", None, cursor="LAST_UPDATED"),
     _reference(
         "status",
         "crm_status",
@@ -206,6 +296,10 @@ _STREAMS = (
     ),
     _link("deal_contact", "deal", "contact", 2, "Deal contacts", "Контакты сделок"),
     _link("contact_company", "contact", "company", 3, "Contact companies", "Компании контактов"),
+    stage_history("deal", 2, "Deal stage history", "История стадий сделок"),
+    stage_history("lead", 1, "Lead status history", "История статусов лидов", lead_like=True),
+    _product_rows("deal", "D", "Deal product rows", "Товары сделок"),
+    _product_rows("lead", "L", "Lead product rows", "Товары лидов"),
 )
 
 

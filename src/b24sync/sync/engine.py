@@ -34,7 +34,7 @@ from b24sync.store.locks import held_locks, session_lock
 from b24sync.store.portal_claim import claim_portal
 from b24sync.store.runs import RunCounts, RunMode, RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, streams_of
-from b24sync.sync import discovery, links, references
+from b24sync.sync import discovery, links, logs, per_parent, references
 from b24sync.sync.cursor import Cursor
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,8 @@ class SyncEngine:
     ) -> SyncSummary:
         """``full``, ``incremental`` or ``reconcile`` of any stream, by name (jobs, API, CLI).
 
-        A reference list is always read whole; a child stream's reconcile is its full refresh.
+        A reference list is always read whole; a child stream's reconcile is its full refresh;
+        a log's full run reads every row again and adds the missing ones.
         """
         like_objects: dict[str, Work] = {
             RunMode.FULL: self._full,
@@ -167,6 +168,11 @@ class SyncEngine:
                 RunMode.INCREMENTAL: self._children_incremental,
                 RunMode.RECONCILE: self._children_full,
             },
+            Kind.LOG: {
+                RunMode.FULL: self._log_full,
+                RunMode.INCREMENTAL: self._log_incremental,
+                RunMode.RECONCILE: self._log_incremental,  # nothing is ever deleted
+            },
         }
         return await self._run(entity, mode, work[entity.kind][mode], queued_id)
 
@@ -177,7 +183,8 @@ class SyncEngine:
             conn: AsyncConnection[Any], e: Stream, counts: RunCounts, run_id: int
         ) -> None:
             if e.kind is Kind.CHILD:
-                await links.refresh_parents(self.client, conn, e, ids, counts)
+                reader = per_parent if e.owner_key else links
+                await reader.refresh_parents(self.client, conn, e, ids, counts)
             else:
                 await self._by_ids(conn, e, counts, run_id, ids)
 
@@ -449,7 +456,8 @@ class SyncEngine:
     ) -> None:
         await runs.relabel_run(conn, run_id, RunMode.FULL)
         run_started = self._portal_now()
-        await links.refresh(
+        reader = per_parent if entity.owner_key else links
+        await reader.refresh(
             self.client, conn, entity, counts, commands_per_call=self.commands_per_call
         )
         await runs.write_state(
@@ -467,7 +475,8 @@ class SyncEngine:
             await self._children_full(conn, entity, counts, run_id)
             return
         run_started = self._portal_now()
-        await links.refresh(
+        reader = per_parent if entity.owner_key else links
+        await reader.refresh(
             self.client,
             conn,
             entity,
@@ -481,6 +490,33 @@ class SyncEngine:
             cursor=Cursor(entity.cursor, run_started, cursor.overlap_seconds).to_json(),
             last_incremental_sync_at=datetime.now(UTC),
         )
+
+    async def _log_full(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        await runs.relabel_run(conn, run_id, RunMode.FULL)
+        await logs.append_new(
+            self.client,
+            conn,
+            entity,
+            counts,
+            from_start=True,
+            commands_per_call=self.commands_per_call,
+        )
+        await runs.write_state(conn, entity.name, last_full_sync_at=datetime.now(UTC))
+
+    async def _log_incremental(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        await logs.append_new(
+            self.client,
+            conn,
+            entity,
+            counts,
+            from_start=False,
+            commands_per_call=self.commands_per_call,
+        )
+        await runs.write_state(conn, entity.name, last_incremental_sync_at=datetime.now(UTC))
 
     async def _all_ids(self, entity: Stream) -> list[int]:
         ids: list[int] = []

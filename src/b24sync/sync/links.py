@@ -34,6 +34,22 @@ def link_rows(stream: Stream, record: dict[str, Any]) -> tuple[list[Row], int]:
     return rows, failed
 
 
+async def store_children(
+    conn: AsyncConnection[Any],
+    stream: Stream,
+    parent_ids: Sequence[int],
+    rows: Sequence[Row],
+    counts: RunCounts,
+    *,
+    note_seen: bool,
+) -> None:
+    """The rows of these parents become ``rows``; a full refresh notes the parents it saw."""
+    async with conn.transaction():
+        counts.upserted += await declared.replace_children(conn, stream, parent_ids, rows)
+        if note_seen:
+            await mirror.note_seen(conn, stream.name, parent_ids)
+
+
 async def _store_page(
     conn: AsyncConnection[Any],
     stream: Stream,
@@ -48,10 +64,7 @@ async def _store_page(
         more, failed = link_rows(stream, record)
         rows.extend(more)
         counts.failed_conversions += failed
-    async with conn.transaction():
-        counts.upserted += await declared.replace_children(conn, stream, parent_ids, rows)
-        if note_seen:
-            await mirror.note_seen(conn, stream.name, parent_ids)
+    await store_children(conn, stream, parent_ids, rows, counts, note_seen=note_seen)
     counts.fetched += len(records)
 
 

@@ -1,0 +1,187 @@
+"""Child streams read one parent per command (product rows: ``crm.item.productrow.list`` takes
+exactly one owner, crm-item-productrow-list.md): 50 parents per batch call, a parent with more
+than 50 rows followed by ``>id`` pages. Which parents: all of them for a full refresh (their IDs
+from the parent's keyset export, 2,500 a call), those changed since the cursor for an
+incremental one, the named ones after events. A parent the portal no longer has answers
+ACCESS_DENIED (the docs give the same error for a missing owner) and loses its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.export import (
+    PAGE,
+    Record,
+    export_records,
+    limited_commands,
+    prefetched,
+    raise_first_error,
+)
+from b24sync.store import declared, mirror
+from b24sync.store.declared import Row
+from b24sync.store.runs import RunCounts
+from b24sync.streams import Stream, stream_named
+from b24sync.sync.links import store_children
+
+OWNER_GONE = "ACCESS_DENIED"
+PARALLEL_CALLS = 2
+
+
+def predicted_full_calls(parents: int, commands_per_call: int = 50) -> int:
+    """HTTP calls a full refresh of a per-parent child stream takes for ``parents`` parents:
+    one batch per ``commands_per_call`` parents, plus the parents' IDs (a probe and one batch
+    per 2,500). Parents with more than 50 rows add a command each per further 50."""
+    if parents <= 0:
+        return 1
+    listing = 1 + math.ceil(max(0, parents - PAGE) / (PAGE * commands_per_call))
+    return math.ceil(parents / commands_per_call) + listing
+
+
+async def read_rows(
+    client: BitrixClient,
+    stream: Stream,
+    parent_ids: Sequence[int],
+    *,
+    commands_per_call: int = 50,
+) -> dict[int, list[Record]]:
+    """Every row of each parent (a parent the portal lacks: no rows)."""
+    owner_key = stream.owner_key
+    if owner_key is None:
+        raise TypeError(f"stream {stream.name} is not read per parent")
+    listing = stream.listing
+    rows: dict[int, list[Record]] = {parent: [] for parent in parent_ids}
+    after = dict.fromkeys(rows, 0)  # parent -> the last row ID read; gone when done
+    refused_in_a_row = 0
+
+    def command(parent: int) -> str:
+        flt = {**stream.owner_filter, owner_key: parent}
+        if after[parent]:
+            flt[f">{stream.id_field}"] = after[parent]
+        return listing.command(flt, [], "ASC")
+
+    while after:
+        waiting = list(after)
+        waves = [
+            waiting[i : i + commands_per_call] for i in range(0, len(waiting), commands_per_call)
+        ][:PARALLEL_CALLS]
+        batches = await asyncio.gather(
+            *(client.batch({f"p{p}": command(p) for p in wave}) for wave in waves)
+        )
+        refused = False
+        for wave, batch in zip(waves, batches, strict=True):
+            limited = limited_commands(batch.errors)
+            gone = {k for k, e in batch.errors.items() if e.get("error") == OWNER_GONE}
+            raise_first_error({k: e for k, e in batch.errors.items() if k not in limited | gone})
+            refused = refused or bool(limited)
+            for parent in wave:
+                name = f"p{parent}"
+                if name in limited:
+                    continue
+                page = [] if name in gone else listing.records(batch.result.get(name))
+                rows[parent].extend(page)
+                if len(page) < PAGE:
+                    del after[parent]
+                else:
+                    after[parent] = int(page[-1][stream.id_field])
+        if refused:
+            refused_in_a_row += 1
+            if refused_in_a_row > client.retry.attempts:
+                raise_first_error({k: e for b in batches for k, e in b.errors.items()})
+            client.pacer.blocked(0.0)
+        else:
+            refused_in_a_row = 0
+    return rows
+
+
+def _typed(stream: Stream, rows: dict[int, list[Record]], counts: RunCounts) -> list[Row]:
+    typed: list[Row] = []
+    for records in rows.values():
+        for record in records:
+            row, failed = declared.typed_row(stream, record, record)
+            typed.append(row)
+            counts.failed_conversions += failed
+    return typed
+
+
+async def _refresh_some(
+    client: BitrixClient,
+    conn: AsyncConnection[Any],
+    stream: Stream,
+    parent_ids: Sequence[int],
+    counts: RunCounts,
+    *,
+    note_seen: bool,
+    commands_per_call: int,
+) -> None:
+    rows = await read_rows(client, stream, parent_ids, commands_per_call=commands_per_call)
+    typed = _typed(stream, rows, counts)
+    await store_children(conn, stream, list(rows), typed, counts, note_seen=note_seen)
+    counts.fetched += len(typed)
+
+
+async def refresh(
+    client: BitrixClient,
+    conn: AsyncConnection[Any],
+    stream: Stream,
+    counts: RunCounts,
+    *,
+    filter: dict[str, str] | None = None,
+    commands_per_call: int = 50,
+) -> None:
+    """The rows of every parent (``filter`` None: and drop rows of parents gone), or of the
+    parents the filter matches on the parent's list."""
+    await declared.ensure_table(conn, stream)
+    parent = stream_named(stream.parent or "")
+    everything = filter is None
+    if everything:
+        await mirror.forget_seen(conn, stream.name)
+    async for page in prefetched(
+        export_records(
+            client,
+            parent.listing,
+            select=[parent.id_field],
+            filter=filter,
+            commands_per_call=commands_per_call,
+        )
+    ):
+        ids = [int(r[parent.id_field]) for r in page.records]
+        await _refresh_some(
+            client,
+            conn,
+            stream,
+            ids,
+            counts,
+            note_seen=everything,
+            commands_per_call=commands_per_call,
+        )
+    if everything:
+        async with conn.transaction():
+            counts.deleted += await declared.drop_unseen_parents(conn, stream)
+            await mirror.forget_seen(conn, stream.name)
+
+
+async def refresh_parents(
+    client: BitrixClient,
+    conn: AsyncConnection[Any],
+    stream: Stream,
+    parent_ids: Sequence[int],
+    counts: RunCounts,
+) -> None:
+    """The rows of these parents (after their events); a parent the portal lacks loses its."""
+    await declared.ensure_table(conn, stream)
+    await _refresh_some(
+        client,
+        conn,
+        stream,
+        sorted(set(parent_ids)),
+        counts,
+        note_seen=False,
+        commands_per_call=50,
+    )
