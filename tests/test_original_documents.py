@@ -588,7 +588,7 @@ def test_register_lists_and_unregister_every_event(application: Deployment) -> N
     which plain http is allowed for while the portal is local too)."""
     handler_base = application.base
     handler = f"{handler_base}/api/v1/webhooks/bitrix"
-    names = set(EVENT_NAMES)  # the original's 12 and the smart processes' items' 3
+    names = set(EVENT_NAMES)  # the original's twelve and those of the streams added since
     assert {f"ONCRM{e.upper()}{a}" for e in ENTITIES for a in ("ADD", "UPDATE", "DELETE")} <= names
     params = {"handler_base_url": handler_base}
     response = application.post("/api/v1/webhooks/register", params=params)
