@@ -12,6 +12,7 @@ import pytest
 
 from b24emu import Emulator, seed_portal
 from b24sync.bitrix.client import BitrixClient
+from b24sync.store.overview import entity_status
 from b24sync.streams import STREAMS
 from b24sync.sync.engine import SyncEngine
 from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, Stack, service_stack
@@ -129,6 +130,10 @@ async def test_stage_history_arrives_for_deals_and_leads_and_answers_time_in_sta
         database_url,
         "SELECT entity_type_id, count(*) FROM bitrix24.crm_stage_history GROUP BY 1 ORDER BY 1",
     ) == [(1, len(history[1].records)), (2, len(history[2].records))]
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        status = {row["entity"]: row["rows"] for row in await entity_status(conn)}
+    assert status["deal_stage_history"] == len(history[2].records)  # its rows of the shared table
+    assert status["lead_stage_history"] == len(history[1].records)
     # every deal's last move is to the stage it is in now
     deals = emu.portal.store("deal").records
     last = query(

@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from b24sync.schema.identifiers import ident
+from b24sync.store import declared
 from b24sync.store.database import libpq_url
 from b24sync.store.mirror import DATA_SCHEMA
 from b24sync.streams import STREAMS, Kind, Stream
@@ -22,10 +23,12 @@ async def _one_status(conn: AsyncConnection[Any], entity: Stream) -> dict[str, A
         await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{DATA_SCHEMA}.{entity.table}",))
     ).fetchone()
     live = deleted = 0
-    if exists and exists[0] and entity.kind is not Kind.OBJECT:  # replaced whole: no soft deletes
+    if exists and exists[0] and entity.kind is not Kind.OBJECT:  # no soft deletes
         counted = await (
             await conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(ident(DATA_SCHEMA, entity.table))
+                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                    ident(DATA_SCHEMA, entity.table), declared.scope_condition(entity)
+                )
             )
         ).fetchone()
         live = counted[0] if counted else 0
