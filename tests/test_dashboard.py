@@ -95,7 +95,7 @@ def test_dashboard_end_to_end(database_url: str, browser: object) -> None:
         when = deal.locator("[data-field=last-run] time")
         expect(when).to_have_attribute("title", re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
         expect(page.locator("h2.group")).to_have_text(
-            ["CRM objects", "References", "Links and rows"]
+            ["CRM objects", "History", "References", "Links and rows"]
         )
         expect(deal.locator("[data-field=error]")).to_be_hidden()
         page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
