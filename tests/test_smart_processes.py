@@ -17,6 +17,7 @@ from b24emu import Emulator, create_app, seed_portal
 from b24emu.events import CRM_EVENTS
 from b24sync.bitrix.client import BitrixClient
 from b24sync.service.events import HANDLER_PATH
+from b24sync.store.overview import entity_status
 from b24sync.streams import STREAMS
 from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine
@@ -203,6 +204,9 @@ async def test_a_smart_process_is_mirrored_fully_then_incrementally(
     emu.portal.delete("dynamic_1032", 8)
     reconciled = await engine.reconcile(contracts)
     assert reconciled.deleted == 1
+    async with await AsyncConnection.connect(database_url) as conn:
+        (row,) = [r for r in await entity_status(conn) if r["entity"] == "item_1032"]
+    assert (row["kind"], row["rows"], row["deleted_rows"]) == ("item", 119, 1)
 
 
 async def test_the_readable_view_names_stages_pipelines_and_people(

@@ -60,7 +60,8 @@ INBOUND_WEBHOOK_EVENTS_HELP = (
     "current."
 )
 APPLICATION_EVENTS_HELP = (
-    "Local application: register binds the 15 CRM events with event.bind. Online delivery POSTs "
+    f"Local application: register binds the {len(EVENT_NAMES)} CRM events with event.bind. "
+    "Online delivery POSTs "
     "them to <your base URL>" + HANDLER_PATH + " (needs a URL the portal can reach, and the "
     "application token from the installation or BITRIX_APPLICATION_TOKEN); offline mode "
     "(offline=true) needs no public URL: the portal queues the events and a task drains "

@@ -10,7 +10,7 @@ from b24sync.schema.identifiers import ident
 from b24sync.store import declared
 from b24sync.store.database import libpq_url
 from b24sync.store.mirror import DATA_SCHEMA
-from b24sync.streams import STREAMS, Kind, Stream
+from b24sync.streams import STREAMS, Stream
 
 
 async def entity_status(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
@@ -23,7 +23,7 @@ async def _one_status(conn: AsyncConnection[Any], entity: Stream) -> dict[str, A
         await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{DATA_SCHEMA}.{entity.table}",))
     ).fetchone()
     live = deleted = 0
-    if exists and exists[0] and entity.kind is not Kind.OBJECT:  # no soft deletes
+    if exists and exists[0] and not entity.synced_like_objects:  # no soft deletes
         counted = await (
             await conn.execute(
                 sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
