@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from pydantic import ValidationError
 
-from b24sync.config import Settings, WebhookUrl
-from b24sync.logs import KeyValueFormatter, RedactionFilter
+from b24sync.config import (
+    DEMO_PORTAL_FILE,
+    Settings,
+    WebhookUrl,
+    keep_demo_portal,
+    load_settings,
+)
+from b24sync.logs import KeyValueFormatter, RedactionFilter, RunLog
+from b24sync.redaction import MASK, redact
 
 TOKEN = "abcd1234efgh5678"
 URL = f"https://portal.bitrix24.ru/rest/1/{TOKEN}/"
@@ -103,3 +115,44 @@ def test_redaction_applies_to_exception_text() -> None:
         record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     RedactionFilter().filter(record)
     assert TOKEN not in KeyValueFormatter().format(record)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://bi:s3cr%40tpass@127.0.0.1:55432/postgres",
+        "host=db user=bi password=s3cr%40tpass",
+        "postgresql://bi@db/x?password=s3cr%40tpass&sslmode=require",
+    ],
+)
+def test_redaction_masks_database_passwords(text: str) -> None:
+    assert "s3cr%40tpass" not in redact(text) and MASK in redact(text)
+
+
+def test_the_demo_portal_of_a_process_that_died_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BITRIX_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("B24SYNC_DATA_DIR", str(tmp_path))
+    url = "http://127.0.0.1:8800/rest/1/demotoken123/"
+    keep_demo_portal(tmp_path, url)
+    assert load_settings().bitrix_webhook_url == url  # this process serves it
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=PIPE)
+    note = tmp_path / DEMO_PORTAL_FILE
+    note.write_text(json.dumps({"webhook_url": url, "pid": int(gone.stdout)}))
+    assert load_settings().bitrix_webhook_url is None
+    assert load_settings(read_demo_portal=False).bitrix_webhook_url is None
+
+
+def test_a_run_log_keeps_its_first_and_last_lines() -> None:
+    run_log = RunLog(head=3, tail=2)
+    for n in range(10):
+        run_log.add(f"line {n}")
+    assert run_log.lines() == [
+        "line 0",
+        "line 1",
+        "line 2",
+        "... 5 lines left out ...",
+        "line 8",
+        "line 9",
+    ]

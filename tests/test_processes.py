@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -181,6 +182,11 @@ def test_run_is_the_whole_product_on_defaults(tmp_path: Any) -> None:
         assert lead_title(database_url[1], 9) == "seen by run"
         with psycopg.connect(database_url[1]) as bi:  # what a BI tool does with the printed URL
             assert bi.execute("SELECT count(*) FROM bitrix24.crm_deal").fetchone() == (5000,)
+            assert bi.execute("SELECT count(*) FROM bitrix24.v_crm_deal").fetchone() == (5000,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):  # read-only
+                bi.execute("DELETE FROM bitrix24.crm_deal")
+        with pytest.raises(psycopg.OperationalError):  # over TCP only the reading role
+            psycopg.connect(database_url[1].replace("//bi:", "//postgres:")).close()
         for command in readme_demo_commands():
             done = subprocess.run(
                 [sys.executable, "-m", "b24sync.cli", *command],
@@ -197,7 +203,7 @@ def test_run_is_the_whole_product_on_defaults(tmp_path: Any) -> None:
     assert "dashboard      http://127.0.0.1:" in proc.stderr_text  # type: ignore[attr-defined]
     assert "level=info" not in proc.stderr_text  # type: ignore[attr-defined]  # in the log file
     assert "level=info" in (tmp_path / "b24sync.log").read_text()  # the work is logged there
-    assert not (tmp_path / "demo_portal_webhook_url").exists()  # removed with the demo portal
+    assert not (tmp_path / "demo_portal.json").exists()  # removed with the demo portal
 
 
 def readme_demo_commands() -> list[list[str]]:

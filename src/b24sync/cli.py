@@ -8,8 +8,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 import typer
@@ -21,6 +20,7 @@ from rich.table import Table
 from b24sync.config import (
     DEMO_PORTAL_FILE,
     Settings,
+    keep_demo_portal,
     load_settings,
     stored_secret,
     with_overrides,
@@ -29,10 +29,10 @@ from b24sync.errors import (
     B24SyncError,
     ConfigurationError,
     EventsUnavailable,
-    PortalAuthError,
     SyncAlreadyRunning,
     UnknownEntity,
     UnsafeHandlerUrl,
+    UsageError,
 )
 from b24sync.logs import configure_logging
 from b24sync.redaction import redact
@@ -53,6 +53,21 @@ from b24sync.sync.engine import SyncSummary
 EXIT_FAILED = 1  # the work ran and failed (a sync's error, a lost database, a named error)
 EXIT_USAGE = 2  # a wrong argument or configuration: nothing ran
 EXIT_BUSY = 3  # refused because the same work is already running: try again later
+# What ends a command with which code; any other error we name, or a lost database: EXIT_FAILED.
+EXIT_CODES: dict[type[Exception], int] = {
+    SyncAlreadyRunning: EXIT_BUSY,
+    SeedBusy: EXIT_BUSY,
+    ConfigurationError: EXIT_USAGE,
+    UsageError: EXIT_USAGE,
+    UnknownEntity: EXIT_USAGE,
+    EventsUnavailable: EXIT_USAGE,
+    UnsafeHandlerUrl: EXIT_USAGE,
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    return next((code for kind, code in EXIT_CODES.items() if isinstance(exc, kind)), EXIT_FAILED)
+
 
 app = typer.Typer(
     help="Keep a PostgreSQL copy of a Bitrix24 CRM current.",
@@ -79,24 +94,15 @@ STREAM_HELP = "a stream: " + ", ".join(STREAMS)
 OBJECT_HELP = "an object stream: " + ", ".join(s.name for s in streams_of(Kind.OBJECT))
 
 
-def _settings(*, demo_portal: bool = True, service: bool = False) -> Settings:
+def _settings(*, read_demo_portal: bool = True, service: bool = False) -> Settings:
     """The settings, and logging: a service logs its work; a one-off command (``service``
     False) only its warnings, next to the lines it prints for a person (DEBUG: everything)."""
     try:
-        settings = load_settings(demo_portal=demo_portal)
-    except (ConfigurationError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
+        settings = load_settings(read_demo_portal=read_demo_portal)
+    except ValueError as exc:
+        raise ConfigurationError(f"configuration error: {exc}") from None
     configure_logging(settings.debug, quiet=not service)
     return settings
-
-
-def _entity(name: str) -> Stream:
-    try:
-        return stream_or_item(name)
-    except UnknownEntity as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_USAGE) from None
 
 
 @contextlib.contextmanager
@@ -108,14 +114,6 @@ def _database(settings: Settings) -> Iterator[DatabaseLocation]:
     with location as db:
         migrate(db.url)
         yield db
-
-
-def _refuse(code: int, message: str, json_line: dict[str, Any] | None = None) -> NoReturn:
-    """End with ``code`` and one red line; with --json also the JSON line a script expects."""
-    console.print(f"[red]{redact(message)}[/red]")
-    if json_line is not None:
-        typer.echo(json.dumps({**json_line, "error": redact(message)}, ensure_ascii=False))
-    raise typer.Exit(code)
 
 
 def _wide_console() -> Console:
@@ -179,17 +177,20 @@ def run(
     from b24emu.server import build_emulator, serving, webhook_url
     from b24sync.runtime.serving import PortTaken, listening_socket
 
-    settings = _settings(demo_portal=False, service=True)
+    settings = _settings(read_demo_portal=False, service=True)
     data_dir = settings.b24sync_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.debug, log_file=data_dir / LOG_FILE)
     try:
         listening_socket(host, port).close()  # before minutes of syncing, not after
     except PortTaken as exc:
-        _refuse(EXIT_USAGE, f"{exc}: is b24sync already running? Choose another with --port.")
+        raise ConfigurationError(
+            f"{exc}: is b24sync already running? Choose another with --port."
+        ) from None
     admin_key = stored_secret(data_dir, ADMIN_KEY_FILE)
     settings = with_overrides(settings, api_keys=",".join([*settings.api_key_list, admin_key]))
     summary: dict[str, str] = {}
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # ours, reachable
     with contextlib.ExitStack() as stack:
         demo = not settings.portal_configured
         if demo:
@@ -197,9 +198,9 @@ def run(
             try:
                 emulator_base = stack.enter_context(serving(create_app(emu), port=emulator_port))
             except RuntimeError as exc:
-                _refuse(
-                    EXIT_USAGE, f"{exc}: is the port taken? Choose another with --emulator-port."
-                )
+                raise ConfigurationError(
+                    f"{exc}: is the port taken? Choose another with --emulator-port."
+                ) from None
             application_token = secrets.token_hex(16)
             settings = with_overrides(
                 settings,
@@ -207,17 +208,15 @@ def run(
                 bitrix_application_token=application_token,
                 demo_portal=True,
             )
-            stack.callback(
-                _keep_demo_webhook(data_dir, webhook_url(emu, "127.0.0.1", emulator_port))
-            )
-            _deliver_demo_events(emulator_base, f"http://127.0.0.1:{port}", application_token)
+            note = keep_demo_portal(data_dir, webhook_url(emu, "127.0.0.1", emulator_port))
+            stack.callback(note.unlink, missing_ok=True)
+            _deliver_demo_events(emulator_base, base, application_token)
             console.print(
                 f"demo portal (b24emu, no BITRIX_WEBHOOK_URL) on {emulator_base} with "
                 f"{sum(DEMO_COUNTS.values()):,} records; its events come to this service"
             )
             summary["demo portal"] = (
-                f"{emulator_base}/  (its webhook URL is in {data_dir / DEMO_PORTAL_FILE}; "
-                "the CLI reads it)"
+                f"{emulator_base}/  (the CLI finds it through {data_dir / DEMO_PORTAL_FILE})"
             )
         db = stack.enter_context(_database(settings))
         settings = _with_bi_url(settings, db)
@@ -230,7 +229,6 @@ def run(
                 f"  {stream.name:<16} {done.mode:<11} {done.status:<8} {done.fetched:>7,} records "
                 f"{done.api_calls:>5} API calls {done.seconds:>6.1f} s"
             )
-        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         summary = {
             "dashboard": f"{base}/",
             "API docs": f"{base}/docs",
@@ -247,16 +245,6 @@ def run(
 
         _serve(settings, db.url, host, port, ready)
     console.print("stopped")
-
-
-def _keep_demo_webhook(data_dir: Path, url: str) -> Callable[[], None]:
-    """Write the demo portal's webhook URL where the CLI finds it (mode 600); the returned
-    function removes it when the demo portal stops."""
-    path = data_dir / DEMO_PORTAL_FILE
-    path.unlink(missing_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(url + "\n")
-    return lambda: path.unlink(missing_ok=True)
 
 
 def _with_bi_url(settings: Settings, db: DatabaseLocation) -> Settings:
@@ -301,8 +289,8 @@ def _serve(
 
     try:
         asyncio.run(serve_forever(settings, url, host=host, port=port, on_ready=on_ready))
-    except (PortTaken, ConfigurationError) as exc:
-        _refuse(EXIT_USAGE, str(exc))
+    except PortTaken as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 @app.command()
@@ -347,22 +335,18 @@ def sync(
 ) -> None:
     """Sync one stream now, with a progress bar; --json prints a summary line last (also when
     the sync fails or is refused: then with "status" and "error")."""
-    if full == incremental:
-        console.print("[red]choose exactly one of --full or --incremental[/red]")
-        raise typer.Exit(EXIT_USAGE)
     mode = RunMode.FULL if full else RunMode.INCREMENTAL
-    line = {"entity": entity, "mode": str(mode)} if json_output else None
-    settings = _settings()
-    stream = _entity(entity)
     try:
+        if full == incremental:
+            raise UsageError("choose exactly one of --full or --incremental")
+        settings = _settings()
+        stream = stream_or_item(entity)
         with _database(settings) as db:
             summary = asyncio.run(_sync_with_progress(settings, db.url, stream, mode))
-    except SyncAlreadyRunning as exc:
-        _refuse(EXIT_BUSY, str(exc), line and {**line, "status": "refused"})
-    except ConfigurationError as exc:
-        _refuse(EXIT_USAGE, str(exc), line and {**line, "status": "refused"})
     except (B24SyncError, psycopg.OperationalError) as exc:
-        _refuse(EXIT_FAILED, f"{type(exc).__name__}: {exc}", line and {**line, "status": "failed"})
+        if json_output:
+            typer.echo(json.dumps(_unfinished(entity, mode, exc), ensure_ascii=False))
+        raise
     if json_output:
         typer.echo(json.dumps(summary.as_json(), ensure_ascii=False))
     else:
@@ -374,6 +358,18 @@ def sync(
     if summary.status != RunStatus.SUCCESS:
         console.print(f"[red]{summary.error}[/red]")
         raise typer.Exit(EXIT_FAILED)
+
+
+def _unfinished(entity: str, mode: str, exc: Exception) -> dict[str, Any]:
+    """The --json line of a sync that never ran (refused) or broke off (failed)."""
+    refused = exit_code(exc) != EXIT_FAILED
+    return {
+        "entity": entity,
+        "mode": mode,
+        **dict.fromkeys(("fetched", "upserted", "deleted", "api_calls", "seconds"), 0),
+        "status": "refused" if refused else RunStatus.FAILED,
+        "error": redact(str(exc) if refused else f"{type(exc).__name__}: {exc}"),
+    }
 
 
 @app.command()
@@ -422,7 +418,7 @@ async def _entity_status(url: str) -> list[dict[str, Any]]:
 def schema(entity: str = typer.Argument(..., help=OBJECT_HELP)) -> None:
     """The column map of an entity's table with the Bitrix24 labels (after a first sync)."""
     settings = _settings()
-    entity_ = _entity(entity)
+    entity_ = stream_or_item(entity)
     with _database(settings) as db:
         columns = asyncio.run(column_map(db.url, entity_))
     if not columns:
@@ -487,10 +483,7 @@ def _with_service(
             return await action(service)
 
     with _database(settings) as db:
-        try:
-            return asyncio.run(go(db.url))
-        except (EventsUnavailable, UnsafeHandlerUrl, ConfigurationError, PortalAuthError) as exc:
-            _refuse(EXIT_USAGE, str(exc))
+        return asyncio.run(go(db.url))
 
 
 def _print_json(value: dict[str, object]) -> None:
@@ -533,12 +526,7 @@ def _run_seed(
                 return await action(tool, lambda percent: bar.update(task, completed=percent))
 
     with _database(settings) as db:
-        try:
-            report = asyncio.run(go(db.url))
-        except SeedBusy as exc:
-            _refuse(EXIT_BUSY, str(exc))
-        except ConfigurationError as exc:
-            _refuse(EXIT_USAGE, str(exc))
+        report = asyncio.run(go(db.url))
     console.print(
         f"{label}: {report.companies} companies, {report.contacts} contacts, "
         f"{report.api_calls} API calls"
@@ -578,12 +566,15 @@ def emulator(
 
 
 def main() -> None:
-    """The CLI; an error we name, or a lost database, ends it with one line and exit code 1."""
+    """The CLI; an error we name, or a lost database, ends it with one line and its exit code
+    (EXIT_CODES)."""
     try:
         app(prog_name="b24sync")
     except (B24SyncError, psycopg.OperationalError) as exc:
-        console.print(f"[red]error:[/red] {redact(f'{type(exc).__name__}: {exc}')}")
-        raise SystemExit(EXIT_FAILED) from None
+        code = exit_code(exc)
+        said = str(exc) if code != EXIT_FAILED else f"{type(exc).__name__}: {exc}"
+        console.print(f"[red]error:[/red] {redact(said)}")
+        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":

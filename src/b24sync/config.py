@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -225,15 +227,35 @@ def stored_secret(data_dir: Path, name: str) -> str:
     return value
 
 
-DEMO_PORTAL_FILE = "demo_portal_webhook_url"
+DEMO_PORTAL_FILE = "demo_portal.json"
 
 
-def load_settings(*, demo_portal: bool = True) -> Settings:
-    """Settings from the environment and ``.env``. With no portal configured and ``demo_portal``,
-    the webhook URL of the demo portal a running `b24sync run` keeps in the data directory."""
+def keep_demo_portal(data_dir: Path, webhook_url: str) -> Path:
+    """Note where the demo portal of this `b24sync run` answers (mode 600), for the CLI."""
+    path = data_dir / DEMO_PORTAL_FILE
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"webhook_url": webhook_url, "pid": os.getpid()}))
+    return path
+
+
+def running_demo_portal(data_dir: Path) -> str | None:
+    """The webhook URL of the demo portal a running `b24sync run` serves; a note left behind
+    by one that was killed is ignored."""
+    try:
+        kept = json.loads((data_dir / DEMO_PORTAL_FILE).read_text())
+        os.kill(int(kept["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no note, a damaged one, or its process is gone
+    return str(kept["webhook_url"])
+
+
+def load_settings(*, read_demo_portal: bool = True) -> Settings:
+    """Settings from the environment and ``.env``; with no portal configured and
+    ``read_demo_portal``, the demo portal of a running `b24sync run`."""
     settings = Settings()
-    demo_file = settings.b24sync_data_dir / DEMO_PORTAL_FILE
-    if demo_portal and not settings.portal_configured and demo_file.exists():
-        settings = Settings(bitrix_webhook_url=demo_file.read_text().strip())
+    demo = running_demo_portal(settings.b24sync_data_dir) if read_demo_portal else None
+    if demo and not settings.portal_configured:
+        settings = Settings(bitrix_webhook_url=demo)
     settings.register_secrets()
     return settings

@@ -15,6 +15,10 @@ class ConfigurationError(B24SyncError):
     """A setting is missing or malformed."""
 
 
+class UsageError(B24SyncError):
+    """A command was called with arguments that do not go together."""
+
+
 class PortalMismatch(ConfigurationError):
     """The database already mirrors another portal."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -43,37 +44,58 @@ class KeyValueFormatter(logging.Formatter):
         return redact(line)
 
 
-RUN_LOG_LINES = 200  # a run's log keeps its first lines; a storm of retries is not a story
-_run_lines: ContextVar[list[str] | None] = ContextVar("b24sync_run_lines", default=None)
+class RunLog:
+    """A run's log lines: the first ``head`` and the last ``tail`` of them, so a storm of retries
+    neither grows it without end nor pushes out how the run ended."""
+
+    def __init__(self, head: int = 150, tail: int = 50) -> None:
+        self.first: list[str] = []
+        self.last: deque[str] = deque(maxlen=tail)
+        self.head = head
+        self.left_out = 0
+
+    def add(self, line: str) -> None:
+        if len(self.first) < self.head:
+            self.first.append(line)
+            return
+        if len(self.last) == self.last.maxlen:
+            self.left_out += 1
+        self.last.append(line)
+
+    def lines(self) -> list[str]:
+        gap = [f"... {self.left_out} lines left out ..."] if self.left_out else []
+        return [*self.first, *gap, *self.last]
+
+
+_run_log: ContextVar[RunLog | None] = ContextVar("b24sync_run_log", default=None)
 
 
 class RunLogHandler(logging.Handler):
     """Copies each record logged inside a run (its task and the tasks it starts) to that run's
-    lines: ``12:00:07 warning retrying crm.deal.list ...``."""
+    log: ``12:00:07 warning retrying crm.deal.list ...``."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        lines = _run_lines.get()
-        if lines is None or len(lines) >= RUN_LOG_LINES:
-            return
-        when = time.strftime("%H:%M:%S", time.gmtime(record.created))
-        lines.append(redact(f"{when} {record.levelname.lower()} {record.getMessage()}"))
+        run_log = _run_log.get()
+        if run_log is not None:
+            when = time.strftime("%H:%M:%S", time.gmtime(record.created))
+            run_log.add(redact(f"{when} {record.levelname.lower()} {record.getMessage()}"))
 
 
 RUN_LOG = RunLogHandler(logging.INFO)
 
 
 @asynccontextmanager
-async def capturing_run_log() -> AsyncIterator[list[str]]:
-    """The lines logged until the block ends, by this task and the tasks it starts."""
+async def capturing_run_log() -> AsyncIterator[RunLog]:
+    """What is logged until the block ends, by this task and the tasks it starts."""
     root = logging.getLogger()
     if RUN_LOG not in root.handlers:  # a process that never called configure_logging
         root.addHandler(RUN_LOG)
-    lines: list[str] = []
-    token = _run_lines.set(lines)
+    run_log = RunLog()
+    token = _run_log.set(run_log)
     try:
-        yield lines
+        yield run_log
     finally:
-        _run_lines.reset(token)
+        _run_log.reset(token)
 
 
 def _handler(handler: logging.Handler) -> logging.Handler:

@@ -1,4 +1,5 @@
-"""The one place that masks secrets: webhook tokens, JWTs, API keys, application tokens."""
+"""The one place that masks secrets: webhook tokens, JWTs, API keys, application tokens,
+database passwords."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ _FORM_SECRET = re.compile(
     r"(?i)((?:application_token|access_token|refresh_token|client_secret|auth)[\]\"']?\s*[=:]\s*[\"']?)"
     r"([A-Za-z0-9._~+/-]{6,})"
 )
+# A database connection string's password: in the URL's user part, or a password= parameter.
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)([^@\s]+)(@)")
+_PASSWORD_PARAM = re.compile(r"(?i)(\bpassword\s*=\s*)([^\s&]+)")
 MASK = "***"
 
 _known_secrets: set[str] = set()
@@ -31,6 +35,8 @@ def redact(text: str) -> str:
     text = _JWT.sub(MASK, text)
     text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
     text = _FORM_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
     with _lock:
         secrets = sorted(_known_secrets, key=len, reverse=True)
     for secret in secrets:

@@ -61,7 +61,7 @@ EntityName = Annotated[
         }
     ),
 ]
-SSE_POLL_SECONDS = 0.5  # a page of 2,500 records every second or so shows as it lands
+SSE_POLL_SECONDS = 1.0
 # A CRM event is a few hundred bytes and ONAPPINSTALL under 2 KB; the receiver is public.
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 100
@@ -115,15 +115,6 @@ class EntityConfig(BaseModel):
             interval_minutes=self.sync_interval_minutes,
             webhook_enabled=self.webhook_enabled,
         )
-
-    @staticmethod
-    def of(entity: str, schedule: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "entity_type": entity,
-            "enabled": schedule["enabled"],
-            "sync_interval_minutes": schedule["interval_minutes"],
-            "webhook_enabled": schedule["webhook_enabled"],
-        }
 
 
 def _patch_values(patch: SchedulePatch) -> dict[str, Any]:
@@ -246,7 +237,8 @@ def create_app(service: SyncService) -> FastAPI:
         if isinstance(changes, EntityConfig):
             name = changes.entity_type
             updated = await service.update_schedules({name: _patch_values(changes.patch())})
-            return EntityConfig.of(name, updated[name].as_json())
+            flat = schemas.FlatSchedule.of(name, schemas.Schedule(**updated[name].as_json()))
+            return flat.model_dump()
         updated = await service.update_schedules(
             {name: _patch_values(patch) for name, patch in changes.items()}
         )

@@ -30,7 +30,6 @@ def mount_docs(app: FastAPI) -> None:
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
             swagger_favicon_url="/favicon.ico",
-            swagger_ui_parameters={"persistAuthorization": True},
         )
 
     @app.get("/redoc", include_in_schema=False)

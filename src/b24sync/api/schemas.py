@@ -7,10 +7,16 @@ keep their documented fields and allow more.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from b24sync.store.runs import RunMode, RunStatus
+from b24sync.streams import Kind
+
+# A moment in UTC, whatever time zone the database session had: every answer writes it one way.
+UtcTime = Annotated[datetime, AfterValidator(lambda moment: moment.astimezone(UTC))]
 
 
 def event_stream(description: str) -> dict[int | str, dict[str, Any]]:
@@ -49,10 +55,10 @@ class RunQueued(BaseModel):
 
 class _RunFigures(_Open):
     id: int
-    sync_type: str = Field(description="full, incremental, reconcile or by_ids (events)")
-    status: str = Field(description="queued, running, success, failed, interrupted, skipped")
-    started_at: datetime | None
-    finished_at: datetime | None
+    sync_type: RunMode = Field(description="by_ids: a batch of events")
+    status: RunStatus
+    started_at: UtcTime | None
+    finished_at: UtcTime | None
     fetched: int | None
     upserted: int | None
     deleted: int | None
@@ -91,6 +97,15 @@ class FlatSchedule(BaseModel):
     sync_interval_minutes: int
     webhook_enabled: bool
 
+    @classmethod
+    def of(cls, entity: str, schedule: Schedule) -> FlatSchedule:
+        return cls(
+            entity_type=entity,
+            enabled=schedule.enabled,
+            sync_interval_minutes=schedule.interval_minutes,
+            webhook_enabled=schedule.webhook_enabled,
+        )
+
 
 class LastRun(_RunFigures):
     seconds: float | None = None
@@ -107,12 +122,12 @@ class LiveSnapshot(BaseModel):
     running: list[str] = Field(description="streams a sync or an event batch holds now")
     runs: list[LiveRun] = Field(description="runs queued or running, and the latest finished")
     events_pending: int
-    last_event_at: datetime | None
+    last_event_at: UtcTime | None
 
 
 class StreamStatus(_Open):
     entity: str
-    kind: str = Field(description="object, item (a smart process), reference or child")
+    kind: Kind
     table: str
     rows: int
     deleted_rows: int
@@ -123,8 +138,8 @@ class StreamStatus(_Open):
     last_run: LastRun | None
     cursor: dict[str, Any] | None = Field(description="where the next incremental run starts")
     schedule: Schedule
-    next_run_at: datetime | None
-    gone_at: datetime | None = Field(
+    next_run_at: UtcTime | None
+    gone_at: UtcTime | None = Field(
         default=None, description="when the portal no longer listed this smart process"
     )
 
@@ -144,7 +159,7 @@ class EventsInfo(_Open):
     bindings: list[dict[str, Any]]
     bindings_error: str | None
     last_event_name: str | None
-    last_event_at: datetime | None
+    last_event_at: UtcTime | None
     events_pending: int
 
 

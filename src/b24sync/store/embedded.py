@@ -2,14 +2,16 @@
 
 pgserver starts its server on a Unix socket only, which no BI tool on another runtime (Metabase
 in Docker, DBeaver, Power BI over an SSH tunnel) can use. With a ``tcp_port`` the server is
-started by us, with pgserver's binaries, listening on 127.0.0.1 as well; connections over TCP
-need the password kept in the data directory, the socket stays the service's own way in.
+started by us, with pgserver's binaries, listening on 127.0.0.1 as well. Over TCP only the
+read-only role ``bi`` may log in (SELECT on the mirror, with the password kept in the data
+directory); the superuser stays behind the socket, the service's own way in.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +22,27 @@ import psycopg
 
 from b24sync.config import stored_secret
 from b24sync.errors import EmbeddedPostgresError
+from b24sync.store.mirror import DATA_SCHEMA
 
 log = logging.getLogger(__name__)
 
-PASSWORD_FILE = "postgres_password"
+PASSWORD_FILE = "bi_password"
 TCP_HOST = "127.0.0.1"
-# Ours, not pgserver's: trust on the socket (its directory is the server user's), a password on TCP.
-HBA_RULES = """\
+BI_ROLE = "bi"
+# Ours, not pgserver's: trust on the socket (its directory is the server user's); over TCP the
+# read-only role with its password, and no one else.
+HBA_RULES = f"""\
 # written by b24sync at every start of the embedded server
 local all all trust
-host  all all 127.0.0.1/32 scram-sha-256
-host  all all ::1/128      scram-sha-256
+host  all {BI_ROLE} 127.0.0.1/32 scram-sha-256
+host  all {BI_ROLE} ::1/128      scram-sha-256
 """
+GRANT_READING = (
+    f"CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA}",
+    f"GRANT USAGE ON SCHEMA {DATA_SCHEMA} TO {BI_ROLE}",
+    f"GRANT SELECT ON ALL TABLES IN SCHEMA {DATA_SCHEMA} TO {BI_ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA {DATA_SCHEMA} GRANT SELECT ON TABLES TO {BI_ROLE}",
+)
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,8 @@ class TcpAccess:
 
     @property
     def url(self) -> str:
-        return (
-            f"postgresql://postgres:{quote(self.password, safe='')}@{TCP_HOST}:{self.port}/postgres"
-        )
+        password = quote(self.password, safe="")
+        return f"postgresql://{BI_ROLE}:{password}@{TCP_HOST}:{self.port}/postgres"
 
 
 class EmbeddedPostgres:
@@ -80,17 +90,20 @@ class EmbeddedPostgres:
             # pgserver raises bare exceptions from initdb/pg_ctl
             raise EmbeddedPostgresError(
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
-                f"Is port {self.tcp_port} taken? Set B24SYNC_DB_PORT to another one, or "
-                "DATABASE_URL to use an existing server."
-                if self.tcp_port
-                else f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
-                "Set DATABASE_URL to use an existing server instead."
+                + self._advice()
             ) from exc
         url = self._socket_url()
         if self.tcp_port is not None and self._info().port == self.tcp_port:
-            self.tcp = TcpAccess(self.tcp_port, self._set_password(url))
+            self.tcp = TcpAccess(self.tcp_port, self._grant_bi_reading(url))
         log.debug("embedded postgres ready", extra={"kv": {"pgdata": str(self.pgdata)}})
         return url
+
+    def _advice(self) -> str:
+        log_file = self.pgdata / "log"
+        tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+        if "could not bind" in tail or "already in use" in tail:
+            return f"Port {self.tcp_port} is taken: set B24SYNC_DB_PORT to another one."
+        return "Set DATABASE_URL to use an existing server instead."
 
     def stop(self) -> None:
         if self._server is not None:
@@ -139,7 +152,7 @@ class EmbeddedPostgres:
             socket_dir.chmod(0o777)
         (self.pgdata / "pg_hba.conf").write_text(HBA_RULES)
         log_file = self.pgdata / "log"
-        options = f"-h {TCP_HOST} -p {port} -k {socket_dir}"
+        options = f"-h {TCP_HOST} -p {port} -k {shlex.quote(str(socket_dir))}"
         command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-o", options]
         # No pipes: the server inherits pg_ctl's output and would hold them open for good.
         started = subprocess.run(
@@ -154,12 +167,18 @@ class EmbeddedPostgres:
             last_lines = log_file.read_text(errors="replace").splitlines()[-3:]
             raise RuntimeError(" / ".join(last_lines) or f"pg_ctl exited {started.returncode}")
 
-    def _set_password(self, url: str) -> str:
+    def _grant_bi_reading(self, url: str) -> str:
+        """The read-only role BI tools log in as, with the password kept in the data dir."""
         password = stored_secret(self.data_dir, PASSWORD_FILE)
         with psycopg.connect(url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (BI_ROLE,))
+            if exists.fetchone() is None:
+                conn.execute(f"CREATE ROLE {BI_ROLE} LOGIN")
             conn.execute(
-                psycopg.sql.SQL("ALTER ROLE postgres PASSWORD {}").format(
-                    psycopg.sql.Literal(password)
+                psycopg.sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    psycopg.sql.Identifier(BI_ROLE), psycopg.sql.Literal(password)
                 )
             )
+            for statement in GRANT_READING:
+                conn.execute(statement)
         return password

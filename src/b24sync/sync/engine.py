@@ -203,7 +203,7 @@ class SyncEngine:
         counts = RunCounts()
         async with (
             counting_calls() as spent,  # this run's own calls, whatever runs beside it
-            capturing_run_log() as log_lines,  # and its own log lines
+            capturing_run_log() as run_log,  # and its own log lines
             self._lock(
                 entity, wait_seconds=0 if mode == RunMode.BY_IDS else self.lock_wait_seconds
             ),
@@ -228,7 +228,7 @@ class SyncEngine:
                 log.warning("sync %s %s failed: %s", entity.name, mode, error)
             counts.api_calls = spent.http_calls
             counts.commands = spent.commands
-            await self._finish_run(conn, run_id, counts, status, error, log_lines)
+            await self._finish_run(conn, run_id, counts, status, error, run_log.lines())
         return SyncSummary(
             entity.name,
             mode,

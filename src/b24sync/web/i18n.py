@@ -162,9 +162,9 @@ LABELS: dict[str, dict[str, str]] = {
     "bi_title": {"en": "Connect your BI tool", "ru": "Подключите BI-систему"},
     "bi_hint": {
         "en": "Metabase, DBeaver, DataLens, Power BI: choose PostgreSQL, schema bitrix24; the "
-        "readable views are v_crm_*. The password is in data/postgres_password.",
+        "readable views are v_crm_*. The password is in data/bi_password (a read-only role).",
         "ru": "Metabase, DBeaver, DataLens, Power BI: выберите PostgreSQL, схему bitrix24; "
-        "понятные представления — v_crm_*. Пароль — в файле data/postgres_password.",
+        "понятные представления — v_crm_*. Пароль — в файле data/bi_password (роль только для чтения).",
     },
     "bi_none": {
         "en": "The data is in the server of DATABASE_URL; set BI_DATABASE_URL to show analysts "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -15,9 +15,10 @@ from fastapi.templating import Jinja2Templates
 from b24sync.api.auth import COOKIE_NAME, Authenticator, NotAuthenticated
 from b24sync.api.deps import bearer_token, service_of
 from b24sync.errors import UnknownEntity, UnknownRun
+from b24sync.redaction import redact
 from b24sync.store.overview import column_map
 from b24sync.store.runs import RunMode, RunStatus
-from b24sync.streams import STREAMS, stream_named
+from b24sync.streams import STREAMS, Kind, stream_named
 from b24sync.web.i18n import LANGUAGE_COOKIE, LANGUAGES, pick_language, stream_title, translator
 
 HERE = Path(__file__).parent
@@ -25,7 +26,6 @@ templates = Jinja2Templates(directory=HERE / "templates")
 PAGES = ("overview", "runs", "schedules", "events", "schema", "testdata")
 CHART_RUNS = 30
 RUNS_PER_PAGE = 50
-KIND_ORDER = ("object", "item", "log", "reference", "child")  # how the overview groups streams
 SYNC_TYPES = [m for m in RunMode if m is not RunMode.BY_IDS]  # the runs page without events
 
 
@@ -151,7 +151,8 @@ def web_router() -> APIRouter:
             request,
             "overview",
             groups=_grouped(await service.status()),
-            bi_url=masked_password(bi_url.get_secret_value()) if bi_url else None,
+            bi_url=redact(bi_url.get_secret_value()) if bi_url else None,
+            live_labels=_live_labels(translator(_language(request))),
         )
 
     @router.get("/runs", response_class=HTMLResponse)
@@ -256,20 +257,27 @@ def web_router() -> APIRouter:
     return router
 
 
+def _live_labels(t: dict[str, str]) -> dict[str, Any]:
+    """The words the overview's live view writes, in the page's language."""
+
+    def prefixed(prefix: str) -> dict[str, str]:
+        return {k.removeprefix(prefix): v for k, v in t.items() if k.startswith(prefix)}
+
+    return {
+        "state": prefixed("state_"),
+        "status": prefixed("status_"),
+        "mode": prefixed("mode_"),
+        "records": t["records"],
+        "starting": t["starting"],
+        "error": t["last_error"],
+    }
+
+
 def _grouped(streams: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The overview's sections: streams by kind, in KIND_ORDER (unknown kinds last)."""
-    order = {kind: n for n, kind in enumerate(KIND_ORDER)}
+    """The overview's sections: streams by kind, in the order Kind declares them."""
+    order = {str(kind): n for n, kind in enumerate(Kind)}
     kinds = sorted({s["kind"] for s in streams}, key=lambda k: order.get(k, len(order)))
     return [(kind, [s for s in streams if s["kind"] == kind]) for kind in kinds]
-
-
-def masked_password(url: str) -> str:
-    """A connection string with its password masked: analysts find it in the data dir."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":••••••@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # The chart's drawing area inside its SVG: room for the axes' labels left, right and below.
