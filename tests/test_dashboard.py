@@ -98,6 +98,9 @@ def test_dashboard_end_to_end(database_url: str, browser: object) -> None:
             ["CRM objects", "History", "References", "Links and rows"]
         )
         expect(deal.locator("[data-field=error]")).to_be_hidden()
+        # a per-parent stream says what its full sync will cost: 800 deals, 50 a call, + listing
+        cost = page.locator("[data-entity=deal_productrow] [data-field=cost]")
+        expect(cost).to_have_text("A full sync takes API calls: ≈ 18")
         page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
 
         # schedules: change and see the change persist

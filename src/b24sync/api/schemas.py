@@ -139,6 +139,9 @@ class StreamStatus(_Open):
     cursor: dict[str, Any] | None = Field(description="where the next incremental run starts")
     schedule: Schedule
     next_run_at: UtcTime | None
+    full_sync_calls: int | None = Field(
+        default=None, description="per-parent streams: API calls a full sync will take"
+    )
     gone_at: UtcTime | None = Field(
         default=None, description="when the portal no longer listed this smart process"
     )

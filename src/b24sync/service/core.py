@@ -41,6 +41,7 @@ from b24sync.store.smart_processes import gone_since
 from b24sync.streams import STREAMS, stream_named
 from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine, SyncSummary
+from b24sync.sync.per_parent import predicted_full_calls
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class SyncService:
             queued = await runs.queued_entities(conn)
             overview = await entity_status(conn)
             gone = await gone_since(conn)
+        rows = {row["entity"]: row["rows"] for row in overview}
         result = []
         for row in overview:
             name = row["entity"]
@@ -206,9 +208,18 @@ class SyncService:
                     "schedule": schedules[name].as_json(),
                     "next_run_at": next_run.isoformat() if next_run and name not in gone else None,
                     "gone_at": gone[name].isoformat() if name in gone else None,
+                    "full_sync_calls": self._full_sync_calls(name, rows),
                 }
             )
         return result
+
+    def _full_sync_calls(self, name: str, rows: Mapping[str, int]) -> int | None:
+        """What a full sync of a per-parent stream will cost, from its parent's rows (these
+        streams cost a call per 50 parents: worth knowing before pressing the button)."""
+        stream = STREAMS.get(name)
+        if stream is None or stream.owner_key is None or stream.parent is None:
+            return None
+        return predicted_full_calls(rows.get(stream.parent, 0), self.settings.sync_batch_size)
 
     async def runs(
         self,

@@ -199,6 +199,10 @@ LABELS: dict[str, dict[str, str]] = {
         "ru": "Колонки, объявленные потоком (справочник или таблица связей)",
     },
     "report": {"en": "Report", "ru": "Отчёт"},
+    "full_cost": {
+        "en": "A full sync takes API calls",
+        "ru": "Полная синхронизация займёт вызовов API",
+    },
     "run_log": {"en": "What the run logged", "ru": "Журнал запуска"},
     "failed_ids": {"en": "Failed", "ru": "Не удалось"},
 }

@@ -114,6 +114,8 @@ function showStatus(card, entity, words) {
     $("[data-field=last-run]", card).innerHTML =
       `<a href="/runs/${run.id}">${moment(run.started_at)} · ${mode} · ${took}${words.status[run.status] || run.status}</a>`;
   }
+  const cost = $("[data-field=cost]", card);
+  if (cost && entity.full_sync_calls) cost.textContent = `${cost.dataset.label}: ≈ ${entity.full_sync_calls}`;
   const error = $("[data-field=error]", card);
   error.hidden = !(run && run.error);
   error.textContent = run && run.error ? `${words.error}: ${run.error}` : "";
