@@ -22,6 +22,7 @@ def emulator_process(
     rate: float = 2,
     burst: int = 50,
     contacts: int = 0,
+    items: int = 0,
 ) -> Iterator[str]:
     """Yields the inbound-webhook URL of a portal with the real limits switched on."""
     port = free_port()
@@ -37,6 +38,8 @@ def emulator_process(
             str(deals),
             "--contacts",
             str(contacts),
+            "--items",
+            str(items),
             "--rate",
             str(rate),
             "--burst",

@@ -3,12 +3,14 @@
 b24emu runs in its own process with the portal's limits on (2 req/s, burst 50); `b24sync serve`
 in another, on an embedded PostgreSQL. After a first full sync of the deals, people "edit" deals
 in the portal's UI (the emulator's control API: no REST spent) at --rate edits per second,
-each a different deal; the portal POSTs an ONCRMDEALUPDATE per edit to the service. Latency of
+each a different deal; the portal POSTs an ONCRMDEALUPDATE per edit to the service
+(``--stream item_1032``: the items of a demo smart process, ONCRMDYNAMICITEMUPDATE). Latency of
 one edit = the row's `_synced_at` (set when the fetched record is written) - the edit's time.
 Prints p50/p95/max, the API calls the service spent applying the events, and the share of the
 portal's request budget that used.
 
     .venv/bin/python bench/event_latency.py --rate 100 --seconds 20
+    .venv/bin/python bench/event_latency.py --rate 100 --seconds 20 --stream item_1032
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg import sql
 
 from b24emu.server import free_port
 from b24sync.store.embedded import EmbeddedPostgres
@@ -35,7 +39,26 @@ from emulator_process import emulator_process
 
 API_KEY = secrets.token_urlsafe(24)
 APPLICATION_TOKEN = secrets.token_hex(16)
-OTHER_ENTITIES = ("contact", "lead", "company")
+SMART_PROCESS_ITEMS = 5000  # of each demo smart process, when a smart process is measured
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is edited: a stream, its records in the emulator, its table, its update event."""
+
+    stream: str
+    store: str
+    table: str
+    event: str
+
+    @classmethod
+    def of(cls, stream: str) -> Target:
+        if stream.startswith("item_"):  # a demo smart process, e.g. item_1032
+            type_id = stream.removeprefix("item_")
+            return cls(
+                stream, f"dynamic_{type_id}", f"crm_item_{type_id}", "ONCRMDYNAMICITEMUPDATE"
+            )
+        return cls(stream, stream, f"crm_{stream}", f"ONCRM{stream.upper()}UPDATE")
 
 
 def start_service(db_url: str, webhook: str, data_dir: Path, port: int) -> subprocess.Popen[str]:
@@ -67,18 +90,19 @@ def start_service(db_url: str, webhook: str, data_dir: Path, port: int) -> subpr
     raise SystemExit("the service did not become healthy")
 
 
-def first_full_sync(api: httpx.Client) -> None:
+def first_full_sync(api: httpx.Client, stream: str) -> None:
+    others = [name for name in api.get("/api/v1/sync/config").json() if name != stream]
     api.put(
-        "/api/v1/sync/config", json={name: {"enabled": False} for name in OTHER_ENTITIES}
+        "/api/v1/sync/config", json={name: {"enabled": False} for name in others}
     ).raise_for_status()
-    started = api.post("/api/v1/sync/start/deal", json={"sync_type": "full"})
+    started = api.post(f"/api/v1/sync/start/{stream}", json={"sync_type": "full"})
     if started.status_code == 409:  # the scheduler's first tick queued it already
-        runs = api.get("/api/v1/sync/runs", params={"entity": "deal"}).json()["runs"]
+        runs = api.get("/api/v1/sync/runs", params={"entity": stream}).json()["runs"]
         run_id = runs[0]["id"]
     else:
         run_id = started.json()["run_id"]
     while True:
-        runs = api.get("/api/v1/sync/runs", params={"entity": "deal"}).json()["runs"]
+        runs = api.get("/api/v1/sync/runs", params={"entity": stream}).json()["runs"]
         run = next(r for r in runs if r["id"] == run_id)
         if run["status"] not in ("queued", "running"):
             if run["status"] != "success":
@@ -87,15 +111,15 @@ def first_full_sync(api: httpx.Client) -> None:
         time.sleep(0.5)
 
 
-async def edit_deals(base: str, rate: float, count: int) -> dict[int, float]:
-    """Edit deals 1..count at ``rate`` per second; returns deal id -> wall time of the edit."""
+async def edit_records(base: str, store: str, rate: float, count: int) -> dict[int, float]:
+    """Edit records 1..count at ``rate`` per second; returns record id -> wall time of the edit."""
     sent: dict[int, float] = {}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
 
-        async def edit(deal_id: int) -> None:
-            sent[deal_id] = time.time()
+        async def edit(record_id: int) -> None:
+            sent[record_id] = time.time()
             response = await client.patch(
-                f"/_emulator/records/deal/{deal_id}", json={"TITLE": f"edited {deal_id}"}
+                f"/_emulator/records/{store}/{record_id}", json={"TITLE": f"edited {record_id}"}
             )
             response.raise_for_status()
 
@@ -110,11 +134,12 @@ async def edit_deals(base: str, rate: float, count: int) -> dict[int, float]:
     return sent
 
 
-def synced_times(db_url: str, count: int) -> dict[int, datetime]:
+def synced_times(db_url: str, table: str, count: int) -> dict[int, datetime]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
-            "SELECT id, _synced_at FROM bitrix24.crm_deal "
-            "WHERE id <= %s AND title = 'edited ' || id",
+            sql.SQL(
+                "SELECT id, _synced_at FROM {} WHERE id <= %s AND title = 'edited ' || id"
+            ).format(sql.Identifier("bitrix24", table)),
             (count,),
         ).fetchall()
     return {int(r[0]): r[1] for r in rows}
@@ -143,14 +168,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to keep editing")
     parser.add_argument("--deals", type=int, default=5000, help="deals in the portal")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="per portal HTTP call")
+    parser.add_argument(
+        "--stream", default="deal", help="deal, or a demo smart process: item_1032, item_1036"
+    )
     args = parser.parse_args()
+    target = Target.of(args.stream)
     count = int(args.rate * args.seconds)
-    if count > args.deals:
-        raise SystemExit("--rate x --seconds must not exceed --deals (one edit per deal)")
+    records = args.deals if target.stream == "deal" else SMART_PROCESS_ITEMS
+    if count > records:
+        raise SystemExit(f"--rate x --seconds must not exceed {records} (one edit per record)")
 
     with (
         tempfile.TemporaryDirectory() as tmp,
-        emulator_process(deals=args.deals, latency_ms=args.latency_ms, per_record_ms=0.2) as url,
+        emulator_process(
+            deals=args.deals,
+            latency_ms=args.latency_ms,
+            per_record_ms=0.2,
+            items=0 if target.stream == "deal" else SMART_PROCESS_ITEMS,
+        ) as url,
     ):
         emulator_base = url.split("/rest/")[0]
         pg = EmbeddedPostgres(Path(tmp))
@@ -164,23 +199,23 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {API_KEY}"},
                 timeout=30,
             )
-            first_full_sync(api)
+            first_full_sync(api, target.stream)
             httpx.post(
                 emulator_base + "/_emulator/outbound-webhooks",
                 json={
                     "handler": f"http://127.0.0.1:{port}/api/v1/webhooks/bitrix",
                     "application_token": APPLICATION_TOKEN,
-                    "events": ["ONCRMDEALUPDATE"],
+                    "events": [target.event],
                 },
             ).raise_for_status()
             calls_before = by_ids_calls(db_url)[1]
             editing_started = time.time()
-            sent = asyncio.run(edit_deals(emulator_base, args.rate, count))
+            sent = asyncio.run(edit_records(emulator_base, target.store, args.rate, count))
             deadline = time.time() + 120
-            synced = synced_times(db_url, count)
+            synced = synced_times(db_url, target.table, count)
             while len(synced) < count and time.time() < deadline:
                 time.sleep(0.2)
-                synced = synced_times(db_url, count)
+                synced = synced_times(db_url, target.table, count)
             window = time.time() - editing_started
             runs, calls_after = by_ids_calls(db_url)
         finally:

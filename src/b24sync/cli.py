@@ -545,6 +545,9 @@ def emulator(
     contacts: int = typer.Option(0, min=0, help="demo contacts to generate"),
     companies: int = typer.Option(0, min=0, help="demo companies to generate"),
     leads: int = typer.Option(0, min=0, help="demo leads to generate"),
+    items: int = typer.Option(
+        0, min=0, help="items of each of the two demo smart processes (created when > 0)"
+    ),
     rate: float = typer.Option(2.0, min=0, help="leaky bucket: requests drained per second"),
     burst: int = typer.Option(50, min=1, help="leaky bucket: requests allowed at once"),
     latency_ms: float = typer.Option(0.0, min=0, help="added to every REST call"),
@@ -556,11 +559,18 @@ def emulator(
     from b24emu.server import build_emulator, serve, webhook_url
 
     configure_logging(False)
-    counts = {"deal": deals, "contact": contacts, "company": companies, "lead": leads}
+    counts = {
+        "deal": deals,
+        "contact": contacts,
+        "company": companies,
+        "lead": leads,
+        "item": items,
+    }
     emu = build_emulator(counts=counts, rate=rate, burst=burst, latency_ms=latency_ms)
     typer.echo(f"BITRIX_WEBHOOK_URL={webhook_url(emu, host, port)}")
     console.print(
-        f"b24emu serving {sum(counts.values())} records on http://{host}:{port} (Ctrl-C stops)"
+        f"b24emu serving {sum(len(s.records) for s in emu.portal.stores.values())} records on "
+        f"http://{host}:{port} (Ctrl-C stops)"
     )
     serve(emu, host, port)
 
