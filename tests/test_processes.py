@@ -200,8 +200,9 @@ def test_run_is_the_whole_product_on_defaults(tmp_path: Any) -> None:
             if "--json" in command:
                 assert json.loads(done.stdout.splitlines()[-1])["status"] == "success"
     assert key in proc.stderr_text  # type: ignore[attr-defined]  # printed for the user
-    assert "dashboard      http://127.0.0.1:" in proc.stderr_text  # type: ignore[attr-defined]
+    assert re.search(r"dashboard +http://127\.0\.0\.1:", proc.stderr_text)  # type: ignore[attr-defined]
     assert "level=info" not in proc.stderr_text  # type: ignore[attr-defined]  # in the log file
+    assert "deal_productrow" in summary.split("in the background", 1)[1]  # after the start
     assert "level=info" in (tmp_path / "b24sync.log").read_text()  # the work is logged there
     assert not (tmp_path / "demo_portal.json").exists()  # removed with the demo portal
 

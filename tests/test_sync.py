@@ -449,3 +449,31 @@ async def test_run_left_running_by_a_dead_process_is_marked_interrupted(
     with psycopg.connect(database_url) as conn:
         statuses = conn.execute("SELECT status FROM b24sync.sync_logs ORDER BY id").fetchall()
     assert statuses == [("interrupted",), ("success",)]
+
+
+async def test_a_sync_cancelled_with_its_process_says_so_and_resumes(
+    emu: Emulator, client: BitrixClient, database_url: str
+) -> None:
+    """A stopping service cancels its jobs: the run log says the run was interrupted (not
+    'running' for good) and the next full sync goes on from the checkpoint."""
+    seed_portal(emu.portal, {"deal": 6000})
+    cancel_after_first_page = asyncio.Event()
+    engine = SyncEngine(
+        client,
+        database_url,
+        commands_per_call=10,
+        on_progress=lambda progress: cancel_after_first_page.set(),
+    )
+    sync = asyncio.create_task(engine.full(stream_named("deal")))
+    await cancel_after_first_page.wait()
+    sync.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sync
+    with psycopg.connect(database_url) as conn:
+        status, error = conn.execute(
+            "SELECT status, error FROM b24sync.sync_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone() or (None, None)
+    assert status == "interrupted" and "stopped with the process" in error
+    resumed = await SyncEngine(client, database_url).full(stream_named("deal"))
+    assert resumed.status == "success" and resumed.fetched < 6000
+    assert_mirror_equals_portal(database_url, emu, "deal")

@@ -171,7 +171,9 @@ def run(
     On embedded defaults: PostgreSQL under the data directory (also on 127.0.0.1 for BI tools),
     your portal or a local demo one, a sync of every stream (a full one the first time; against
     your portal an incremental one after that), then the API, dashboard, worker and scheduler in
-    one process until Ctrl-C. Log lines go to data/b24sync.log.
+    one process until Ctrl-C. Streams read per parent (product rows: a call per 50 deals) are
+    synced by the service once it is up, with progress on the dashboard. Log lines go to
+    data/b24sync.log.
     """
     from b24emu.app import create_app
     from b24emu.server import build_emulator, serving, webhook_url
@@ -223,12 +225,18 @@ def run(
         summary["database"] = _database_summary(db, settings)
         console.print(f"[green]database ready[/green] ({summary['database']})")
         mode = RunMode.FULL if demo else RunMode.INCREMENTAL  # the demo portal starts anew
+        later: list[str] = []  # a call per 50 parents: synced by the service, not before it
         for stream in asyncio.run(discovered_streams(settings, db.url)):
+            if stream.owner_key is not None:
+                later.append(stream.name)
+                continue
             done = asyncio.run(_sync_with_progress(settings, db.url, stream, mode))
             console.print(
                 f"  {stream.name:<16} {done.mode:<11} {done.status:<8} {done.fetched:>7,} records "
                 f"{done.api_calls:>5} API calls {done.seconds:>6.1f} s"
             )
+        if later:
+            summary["in the background"] = f"{', '.join(later)}: progress on the dashboard"
         summary = {
             "dashboard": f"{base}/",
             "API docs": f"{base}/docs",
@@ -237,7 +245,11 @@ def run(
             "log": str(data_dir / LOG_FILE),
         }
 
+        pending: list[asyncio.Task[int]] = []
+
         def ready(service: SyncService) -> None:
+            loop = asyncio.get_running_loop()
+            pending.extend(loop.create_task(service.request_sync(name, mode)) for name in later)
             width = max(map(len, summary))
             console.print("[green]b24sync is running[/green]; Ctrl-C stops it.")
             for label, value in summary.items():

@@ -38,6 +38,9 @@ TASK_RECOVER = "recover_after_crashes"
 # a dead worker's job is queued again within about 17 s.
 HEARTBEAT_SECONDS = 4
 STALLED_AFTER_SECONDS = 12
+# Ctrl-C or SIGTERM: jobs get this long to finish, then they are cancelled (a full sync resumes
+# from its checkpoint at its next run) rather than holding the process for minutes.
+SHUTDOWN_GRACE_SECONDS = 5
 RECOVER_CRON = "* * * * * */5"
 # Every 15 s (croniter's sixth field is seconds): offline events wait at most that long, and an
 # empty poll costs one call (about 3 % of a 2 req/s budget); nothing under an inbound webhook.
@@ -152,4 +155,5 @@ async def run_worker(app: procrastinate.App, *, name: str = "b24sync") -> None:
         delete_jobs="successful",
         update_heartbeat_interval=HEARTBEAT_SECONDS,
         stalled_worker_timeout=STALLED_AFTER_SECONDS,
+        shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
     )

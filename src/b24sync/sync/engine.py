@@ -222,6 +222,13 @@ class SyncEngine:
                         f"{entity.table} is kept as it was, there is nothing to sync"
                     )
                 await work(conn, entity, counts, run_id)
+            except asyncio.CancelledError:  # the process is stopping: say so, then stop
+                counts.api_calls, counts.commands = spent.http_calls, spent.commands
+                stopped = "stopped with the process; the next run goes on from here"
+                await self._finish_run(
+                    conn, run_id, counts, RunStatus.INTERRUPTED, stopped, run_log.lines()
+                )
+                raise
             except Exception as exc:  # the run log must say why, whatever failed
                 status, error = RunStatus.FAILED, redact(f"{type(exc).__name__}: {exc}")
                 transient = isinstance(exc, TRANSIENT_ERRORS)
