@@ -13,25 +13,22 @@ import asyncio
 import math
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from b24emu.limits import CostModel
 from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
 from b24sync.bitrix.limiter import BucketRule
 from b24sync.config import WebhookUrl
-from b24sync.schema.planner import plan_table
-from b24sync.store import mirror
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
 from b24sync.store.rate_bucket import SharedBucket
 from b24sync.streams import stream_named
 from b24sync.sync.engine import SyncEngine
 from emulator_process import emulator_process
+from loader_bench import MIXES, loader_rows_per_second
 
 
 def lower_bound(
@@ -63,41 +60,6 @@ def fast_bitrix24(url: str) -> tuple[int, float, int]:
     started = time.perf_counter()
     records = client.get_all("crm.deal.list", {"select": ["*", "UF_*"]})
     return 0, time.perf_counter() - started, len(records)
-
-
-async def loader_rows_per_second(db_url: str, rows: int = 50000) -> float:
-    fields = {
-        f"UF_CRM_{i}": {
-            "type": ("string", "integer", "double", "datetime")[i % 4],
-            "isMultiple": False,
-        }
-        for i in range(99)
-    }
-    plan = plan_table("bitrix24", "crm_bench", {}, fields, "bench")
-    records = [
-        {
-            "ID": str(i),
-            **{
-                f"UF_CRM_{j}": ("text value", str(j * i), "12.50", "2024-07-18T11:55:36+03:00")[
-                    j % 4
-                ]
-                for j in range(99)
-            },
-        }
-        for i in range(1, rows + 1)
-    ]
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        for statement in plan.statements:
-            await conn.execute(statement)
-        await conn.commit()
-        started = time.perf_counter()
-        for offset in range(0, rows, 2500):
-            typed, _ = mirror.typed_rows(
-                records[offset : offset + 2500], plan.active, datetime.now(UTC)
-            )
-            async with conn.transaction():
-                await mirror.upsert(conn, "crm_bench", plan.active, typed)
-        return rows / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -151,9 +113,8 @@ def main() -> None:
         print(
             f"per-record time, ours / fast_bitrix24: {(seconds / fetched) / (fb_seconds / fb_count):.2f}"
         )
-        print(
-            f"loader alone, 100-column table: {asyncio.run(loader_rows_per_second(db_url)):.0f} rows/s"
-        )
+        inserted, _ = asyncio.run(loader_rows_per_second(db_url, MIXES["plain"], 50000))
+        print(f"loader alone, 100-column table: {inserted:.0f} rows/s (bench/loader_bench.py)")
         pg.stop()
 
 

@@ -1,17 +1,22 @@
-"""The one Bitrix24 -> PostgreSQL type map, and value converters keyed by column type.
+"""The one Bitrix24 -> PostgreSQL type map, and value conversions keyed by column type.
 
-Converters are chosen by the *column's* type, so a column widened to text after a type change
-keeps receiving values it can hold. A value that does not convert becomes NULL (it is still in
-``_raw``) and is counted.
+Each conversion exists twice, from one grammar: as a Python converter (the declared tables'
+rows) and as a PostgreSQL expression (the mirror's loader casts the raw records in SQL);
+tests/test_loader.py holds them to the same value, value by value. Conversions are chosen by the
+*column's* type, so a column widened to text after a type change keeps receiving values it can
+hold. A value that does not convert becomes NULL (it is still in ``_raw``) and is counted.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from psycopg import sql
 
 # Bitrix24 field types (crm.*.fields `type`, user-field USER_TYPE_ID) -> PostgreSQL type.
 TYPE_MAP: dict[str, str] = {
@@ -80,58 +85,99 @@ def widened(stored: str, wanted: str) -> str:
     return _WIDER.get((stored, wanted), "text")
 
 
+# The forms a value may take, one grammar for both loaders. NUMBER is a pattern that Python's
+# ``re`` and PostgreSQL's ``~`` read alike (ASCII classes, groups, ``?``, ``{m,n}``, ``|``). A
+# date or date-time is judged by its shape, the text with every digit made ``#`` (``translate``
+# in PostgreSQL, ``str.translate`` here): far cheaper than a pattern in PostgreSQL. Within a
+# shape each side's own parser then refuses what is not a real moment (2024-02-30, the portal's
+# 0000-00-00, 25:00); PostgreSQL's also takes 24:00:00 and a 60th second, which the SQL refuses
+# apart, and Python's takes offsets beyond PostgreSQL's 15:59, which _offset_fits refuses.
+NUMBER = r" *[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})? *"
+NUMBER_MAX_LENGTH = 1000  # with a 3-digit exponent, far inside numeric's range
+DIGITS, DIGIT_MARKS = "0123456789", "#" * 10
+_TO_SHAPE = str.maketrans(DIGITS, DIGIT_MARKS)
+_DAY = "####-##-##"
+_TIMES = ("##:##", "##:##:##", *(f"##:##:##.{'#' * n}" for n in range(1, 7)))
+_OFFSETS = ("Z", *(sign + hours for sign in "+-" for hours in ("##", "####", "##:##")))
+# an instant needs its offset
+TIMESTAMPTZ_SHAPES = frozenset(
+    f"{_DAY}{separator}{time}{offset}"
+    for separator in "T "
+    for time in _TIMES
+    for offset in _OFFSETS
+)
+# a date-time in a date column gives its date as written
+DATE_SHAPES = frozenset(
+    {_DAY}
+    | {
+        f"{_DAY}{separator}{time}{offset}"
+        for separator in "T "
+        for time in _TIMES
+        for offset in ("", *_OFFSETS)
+    }
+)
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+TRUE_WORDS = ("Y", "1", "TRUE")
+FALSE_WORDS = ("N", "0", "FALSE")
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+def _number(text: str) -> Decimal:
+    if len(text) > NUMBER_MAX_LENGTH or not re.fullmatch(NUMBER, text):
+        raise Unconvertible(text)
+    return Decimal(text)
+
+
 def _bigint(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise Unconvertible(value) from None
-    if number != number.to_integral_value() or abs(number) >= 2**63:
+    number = _number(str(value))
+    if number != int(number) or not BIGINT_MIN <= number <= BIGINT_MAX:
         raise Unconvertible(value)
     return int(number)
 
 
 def _numeric(value: Any) -> Decimal:
-    text = str(value).split("|", 1)[0]  # money: "1500.00|RUB"
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise Unconvertible(value) from None
-    if not number.is_finite():
-        raise Unconvertible(value)
-    return number
+    return _number(str(value).split("|", 1)[0])  # money: "1500.00|RUB"
 
 
 def _boolean(value: Any) -> bool:
-    text = str(value).strip().upper()
-    if text in ("Y", "1", "TRUE"):
+    text = str(value).strip(" ")
+    word = text.upper() if text.isascii() else text
+    if word in TRUE_WORDS:
         return True
-    if text in ("N", "0", "FALSE"):
+    if word in FALSE_WORDS:
         return False
     raise Unconvertible(value)
 
 
-def _timestamptz(value: Any) -> datetime:
+def _offset_fits(text: str) -> bool:
+    """Whether a date-time's offset, if any, is within PostgreSQL's ±15:59 (of a known shape)."""
+    tail = text[len(_DAY) + 6 :]  # after the hours and minutes
+    sign = max(tail.rfind("+"), tail.rfind("-"))
+    if sign < 0:
+        return True
+    digits = tail[sign + 1 :].replace(":", "")
+    return int(digits[:2]) <= 15 and int(digits[2:] or "0") <= 59
+
+
+def _moment(value: Any, shapes: frozenset[str]) -> datetime:
+    text = str(value)
+    if text.translate(_TO_SHAPE) not in shapes or not _offset_fits(text):
+        raise Unconvertible(value)
     try:
-        parsed = datetime.fromisoformat(str(value))
+        return datetime.fromisoformat(text)
     except ValueError:
         raise Unconvertible(value) from None
-    if parsed.tzinfo is None:
-        raise Unconvertible(value)
-    return parsed
+
+
+def _timestamptz(value: Any) -> datetime:
+    return _moment(value, TIMESTAMPTZ_SHAPES)
 
 
 def _date(value: Any) -> date:
-    text = str(value)
-    try:
-        return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
-    except ValueError:
-        raise Unconvertible(value) from None
+    return _moment(value, DATE_SHAPES).date()
 
 
 def without_nul(text: str) -> str:
@@ -180,12 +226,99 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# The same conversions as PostgreSQL expressions, for the loader's INSERT .. SELECT. In each,
+# {text} is the value as text (``_raw ->> field``: NULL when absent or JSON null, the JSON of an
+# array or object), {value} the value as jsonb, {valid} a function like PostgreSQL 16's
+# ``pg_input_is_valid(text, type)`` (the loader picks it), and {number} .. {date} the grammar
+# above. A value that does not fit yields NULL, as Unconvertible does in Python. PostgreSQL's
+# patterns cost about a microsecond a value, so the forms the portal sends (digits, 1500.00|RUB,
+# Y/N) are tried first by a cheaper test that admits only what NUMBER admits.
+_SQL_CASTS: dict[str, str] = {
+    "bigint": (
+        "CASE WHEN {text} ~ '^[0-9]+$' AND length({text}) <= 18 THEN {text}::bigint"
+        " WHEN NOT ({text} ~ {number} AND length({text}) <= {number_max_length}) THEN NULL"
+        " WHEN {text}::numeric % 1 <> 0 THEN NULL"
+        " WHEN {text}::numeric BETWEEN {bigint_min} AND {bigint_max}"
+        " THEN {text}::numeric::bigint END"
+    ),
+    "numeric": (
+        "CASE WHEN {text} ~ '^[0-9]+([.][0-9]+)?([|].*)?$' AND length({text}) <= {number_max_length}"
+        " THEN split_part({text}, '|', 1)::numeric"
+        " WHEN split_part({text}, '|', 1) ~ {number}"
+        " AND length(split_part({text}, '|', 1)) <= {number_max_length}"
+        " THEN split_part({text}, '|', 1)::numeric END"
+    ),
+    "boolean": (
+        "CASE {text} WHEN 'Y' THEN true WHEN 'N' THEN false ELSE"
+        " CASE WHEN upper(btrim({text}, ' ') COLLATE \"C\") IN ({true}) THEN true"
+        " WHEN upper(btrim({text}, ' ') COLLATE \"C\") IN ({false}) THEN false END END"
+    ),
+    # 24:00:00 and a 60th second: PostgreSQL reads them, Python (and so the grammar) does not
+    "timestamptz": (
+        "CASE WHEN translate({text}, {digits}, {digit_marks}) IN ({timestamptz_shapes})"
+        " AND {text} NOT LIKE '___________24%' AND {text} NOT LIKE '_________________60%'"
+        " AND {valid}({text}, 'timestamptz') THEN {text}::timestamptz END"
+    ),
+    "date": (
+        "CASE WHEN translate({text}, {digits}, {digit_marks}) IN ({date_shapes})"
+        " AND {text} NOT LIKE '___________24%' AND {text} NOT LIKE '_________________60%'"
+        " AND {valid}({text}, 'timestamp') THEN left({text}, 10)::date END"
+    ),
+    "text": "CASE WHEN {present} THEN {text} END",
+    "jsonb": "nullif({value}, 'null')",
+}
+# Not empty, in SQL: what _empty() says in Python, for a non-NULL {text}.
+_SQL_PRESENT = (
+    "({text} <> '' AND NOT ({text} IN ('[]', '{{}}') AND jsonb_typeof({value}) <> 'string'))"
+)
+CAN_BE_UNFIT = frozenset(("bigint", "numeric", "boolean", "timestamptz", "date"))
+
+
+def _literals(values: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Literal(v) for v in sorted(values))
+
+
+_SQL_GRAMMAR: dict[str, sql.Composable] = {
+    "number": sql.Literal(f"^(?:{NUMBER})$"),
+    "number_max_length": sql.Literal(NUMBER_MAX_LENGTH),
+    "bigint_min": sql.Literal(BIGINT_MIN),
+    "bigint_max": sql.Literal(BIGINT_MAX),
+    "true": _literals(TRUE_WORDS),
+    "false": _literals(FALSE_WORDS),
+    "digits": sql.Literal(DIGITS),
+    "digit_marks": sql.Literal(DIGIT_MARKS),
+    "timestamptz_shapes": _literals(TIMESTAMPTZ_SHAPES),
+    "date_shapes": _literals(DATE_SHAPES),
+}
+
+
+def sql_present(text: sql.Composable, value: sql.Composable) -> sql.Composed:
+    """Whether a value is there to convert (not NULL, '', [] or {}); NULL when {text} is NULL."""
+    return sql.SQL(_SQL_PRESENT).format(text=text, value=value)
+
+
+def sql_cast(
+    column_type: str, text: sql.Composable, value: sql.Composable, valid: sql.Composable
+) -> sql.Composed:
+    """The PostgreSQL expression of ``converter(column_type)``: the same value, or NULL where
+    Python raises Unconvertible (empty values are NULL too, and not unfit)."""
+    return sql.SQL(_SQL_CASTS[column_type]).format(
+        text=text,
+        value=value,
+        valid=valid,
+        present=sql_present(text, value),
+        **_SQL_GRAMMAR,
+    )
+
+
 def converter(column_type: str) -> Callable[[Any], Any]:
     """The converter for one column type: None for empty; raises Unconvertible."""
     cast = CONVERTERS[column_type]
     structured_ok = column_type in ("jsonb", "text")
 
     def convert_value(value: Any) -> Any:
+        if isinstance(value, str):
+            value = without_nul(value)  # as in `_raw`, which the SQL path converts
         if value is None or (column_type != "jsonb" and _empty(value)):
             return None
         if not structured_ok and isinstance(value, (list, dict)):

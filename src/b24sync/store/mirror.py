@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.planner import ColumnSpec, Plan
-from b24sync.schema.types import Unconvertible, converter, json_text
+from b24sync.schema.types import CAN_BE_UNFIT, json_text, sql_cast, sql_present
 
 DATA_SCHEMA = "bitrix24"
 
@@ -86,72 +86,108 @@ async def relation_exists(conn: AsyncConnection[Any], name: str) -> bool:
     return bool(row and row[0])
 
 
-def typed_rows(
-    records: Iterable[dict[str, Any]],
-    columns: Sequence[ColumnSpec],
-    synced_at: datetime,
-    id_field: str = "ID",
-) -> tuple[list[tuple[Any, ...]], int]:
-    """Rows for COPY (id, _raw, _synced_at, columns...) and the count of failed conversions."""
-    plan = [(spec.field_name, converter(spec.pg_type)) for spec in columns]
-    rows: list[tuple[Any, ...]] = []
-    failed = 0
-    for record in records:
-        values: list[Any] = [int(record[id_field]), json_text(record), synced_at]
-        get = record.get
-        for name, convert_value in plan:
-            try:
-                values.append(convert_value(get(name)))
-            except Unconvertible:
-                values.append(None)
-                failed += 1
-        rows.append(tuple(values))
-    return rows, failed
+@dataclass
+class Written:
+    upserted: int  # rows inserted or changed
+    unfit: int  # values that did not fit their column: NULL there, kept in `_raw`
+
+
+STAGING = "_b24sync_raw_page"
+# Names of the page query's columns: the value's text, and its typed form.
+_TEXT, _TYPED = "t{}", "c{}"
+
+
+def validity_function(conn: AsyncConnection[Any]) -> sql.Composable:
+    """``pg_input_is_valid`` where the server has it (16+); before, the migration's
+    ``b24sync.input_is_valid``, which tries the cast in a plpgsql exception block: slower (a
+    subtransaction per value), so the casts ask it only for text the grammar already admits."""
+    if conn.info.server_version >= 160000:
+        return sql.SQL("pg_input_is_valid")
+    return sql.SQL("b24sync.input_is_valid")
+
+
+def _page_query(table: str, columns: Sequence[ColumnSpec], valid: sql.Composable) -> sql.Composed:
+    """One statement: the staged records' values cast into the typed columns, upserted, and
+    the count of written rows and of unfit values.
+
+    Levels, each kept apart by ``OFFSET 0`` so PostgreSQL evaluates it once a row: ``raw`` holds
+    a detoasted copy of each record (every ``->>`` on a stored, compressed jsonb would
+    decompress the whole record again, a hundred times a row); ``page`` takes each field's
+    text once; ``typed`` casts it (types.sql_cast, the type map's own expressions).
+    """
+    fields = [sql.Literal(c.field_name) for c in columns]
+    value = [sql.SQL("r -> {}").format(f) for f in fields]
+    text = [ident(_TEXT.format(i)) for i in range(len(columns))]
+    typed = [ident(_TYPED.format(i)) for i in range(len(columns))]
+    names = [ident(c.column_name) for c in columns]
+    unfit = [
+        sql.SQL("CASE WHEN {} IS NULL AND {} THEN 1 ELSE 0 END").format(
+            typed[i], sql_present(text[i], value[i])
+        )
+        for i, c in enumerate(columns)
+        if c.pg_type in CAN_BE_UNFIT
+    ]
+    return sql.SQL(
+        "WITH typed AS MATERIALIZED (SELECT page.*, {casts} FROM ("
+        "SELECT id, r, {texts} FROM (SELECT id, _raw || '{{}}' AS r FROM {staging} OFFSET 0) raw "
+        "OFFSET 0) page), "
+        "written AS (INSERT INTO {target} AS t (id, _raw, _synced_at, {names}) "
+        "SELECT DISTINCT ON (id) id, r, now(), {typed} FROM typed ORDER BY id "
+        "ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
+        "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL RETURNING 1) "
+        "SELECT (SELECT count(*) FROM written), (SELECT coalesce(sum({unfit}), 0) FROM typed)"
+    ).format(
+        casts=sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(sql_cast(c.pg_type, text[i], value[i], valid), typed[i])
+            for i, c in enumerate(columns)
+        ),
+        texts=sql.SQL(", ").join(
+            sql.SQL("r ->> {} AS {}").format(fields[i], text[i]) for i in range(len(columns))
+        ),
+        staging=ident(STAGING),
+        target=ident(DATA_SCHEMA, table),
+        names=sql.SQL(", ").join(names),
+        typed=sql.SQL(", ").join(typed),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(n, n)
+            for n in [ident("_raw"), ident("_synced_at"), *names]
+        ),
+        unfit=sql.SQL(" + ").join(unfit) if unfit else sql.Literal(0),
+    )
 
 
 async def upsert(
     conn: AsyncConnection[Any],
     table: str,
     columns: Sequence[ColumnSpec],
-    rows: list[tuple[Any, ...]],
-) -> int:
-    """COPY into a staging table, then one INSERT .. ON CONFLICT; unchanged `_raw` is skipped.
+    records: Sequence[dict[str, Any]],
+    id_field: str = "ID",
+) -> Written:
+    """COPY the records as they came (id, ``_raw``) into a staging table, then cast them into
+    the typed columns in one INSERT .. SELECT .. ON CONFLICT; unchanged `_raw` is skipped.
 
-    Runs inside the caller's transaction, so the checkpoint commits with the data.
+    PostgreSQL converts, so Python only serialises each record once. Runs inside the caller's
+    transaction, so the checkpoint commits with the data.
     """
-    if not rows:
-        return 0
-    names = ["id", "_raw", "_synced_at", *[c.column_name for c in columns]]
-    types = ["bigint", "jsonb", "timestamptz", *[c.pg_type for c in columns]]
-    target = ident(DATA_SCHEMA, table)
-    staging = ident(f"_stage_{table}")
-    await conn.execute(
-        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
-            staging,
-            sql.SQL(", ").join(
-                sql.SQL("{} {}").format(ident(n), sql.SQL(t))
-                for n, t in zip(names, types, strict=True)
-            ),
-        )
-    )
-    column_list = sql.SQL(", ").join(ident(n) for n in names)
+    if not records:
+        return Written(0, 0)
     async with conn.cursor() as cur:
-        async with cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN").format(staging, column_list)
-        ) as copy:
-            for row in rows:
-                await copy.write_row(row)
-        updates = sql.SQL(", ").join(
-            sql.SQL("{} = EXCLUDED.{}").format(ident(n), ident(n)) for n in names[1:]
-        )
         await cur.execute(
             sql.SQL(
-                "INSERT INTO {target} AS t ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} "
-                "ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
-                "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL"
-            ).format(target=target, cols=column_list, staging=staging, updates=updates)
+                "CREATE TEMP TABLE IF NOT EXISTS {} (id bigint, _raw jsonb) ON COMMIT DELETE ROWS"
+            ).format(ident(STAGING))
         )
-        return cur.rowcount
+        async with cur.copy(
+            sql.SQL("COPY {} (id, _raw) FROM STDIN").format(ident(STAGING))
+        ) as copy:
+            for record in records:
+                await copy.write_row((int(record[id_field]), json_text(record)))
+        await cur.execute("SET LOCAL work_mem = '64MB'")  # a page's typed rows stay in memory
+        await cur.execute(_page_query(table, columns, validity_function(conn)))
+        row = await cur.fetchone()
+        await cur.execute(sql.SQL("TRUNCATE {}").format(ident(STAGING)))
+    assert row is not None
+    return Written(int(row[0]), int(row[1]))
 
 
 async def note_seen(conn: AsyncConnection[Any], entity: str, ids: Sequence[int]) -> None:

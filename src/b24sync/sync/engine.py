@@ -356,15 +356,18 @@ class SyncEngine:
         run_id: int,
         checkpoint: dict[str, Any] | None,
     ) -> None:
-        rows, failed = mirror.typed_rows(page.records, columns, datetime.now(UTC), entity.id_field)
         async with conn.transaction():
-            counts.upserted += await mirror.upsert(conn, entity.table, columns, rows)
+            written = await mirror.upsert(
+                conn, entity.table, columns, page.records, entity.id_field
+            )
+            counts.upserted += written.upserted
             if checkpoint is not None:
-                await mirror.note_seen(conn, entity.name, [row[0] for row in rows])
+                ids = [int(r[entity.id_field]) for r in page.records]
+                await mirror.note_seen(conn, entity.name, ids)
                 await runs.write_state(conn, entity.name, full_checkpoint=checkpoint)
             counts.fetched += len(page.records)
             counts.estimated_total = max(page.estimated_total, counts.fetched)
-            counts.failed_conversions += failed
+            counts.failed_conversions += written.unfit
             await runs.record_progress(conn, run_id, counts)
         if self.on_progress:
             self.on_progress(Progress(entity.name, mode, counts.fetched, counts.estimated_total))

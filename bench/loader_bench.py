@@ -1,0 +1,130 @@
+"""The loader alone: N records of a 100-column table into PostgreSQL, pages of 2,500 as a sync
+writes them, each in its own transaction. Prints rows/s for a first load (inserts) and a second
+load of changed records (updates), for two mixes of column types (see MIXES).
+
+    .venv/bin/python bench/loader_bench.py --rows 50000
+
+Without DATABASE_URL it starts an embedded PostgreSQL in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from b24sync.schema.planner import ColumnSpec, plan_table
+from b24sync.store import mirror
+from b24sync.store.embedded import EmbeddedPostgres
+from b24sync.store.migrate import migrate
+
+PAGE = 2500
+TABLE = "crm_bench"
+# (Bitrix24 type, multiple, the value of record i), repeated over the columns
+Mix = list[tuple[str, bool, Callable[[int], Any]]]
+MIXES: dict[str, Mix] = {
+    # the mix of the figure in #4 (8,500 rows/s with the loader converting in Python)
+    "plain": [
+        ("string", False, lambda i: "text value"),
+        ("integer", False, lambda i: str(i * 7)),
+        ("double", False, lambda i: "12.50"),
+        ("datetime", False, lambda i: "2024-07-18T11:55:36+03:00"),
+    ],
+    # every column type, with the values a portal really sends, ugly ones included
+    "portal": [
+        ("string", False, lambda i: f"text value {i}"),
+        ("integer", False, lambda i: str(i * 7)),
+        ("double", False, lambda i: f"{i}.50"),
+        ("datetime", False, lambda i: "2024-07-18T11:55:36+03:00"),
+        ("money", False, lambda i: f"{i}.00|RUB"),
+        ("boolean", False, lambda i: "Y" if i % 2 else "N"),
+        ("date", False, lambda i: "0000-00-00" if i % 10 == 0 else "2024-07-18"),
+        ("enumeration", False, lambda i: "" if i % 3 == 0 else str(40 + i % 5)),
+        ("crm_status", False, lambda i: "NEW"),
+        ("string", True, lambda i: [f"a{i}", "b"]),
+    ],
+}
+COLUMNS = 99  # and id: a 100-column table (besides _raw, _synced_at, _deleted_at)
+
+
+def bench_fields(mix: Mix) -> dict[str, dict[str, Any]]:
+    return {
+        f"UF_CRM_{j}": {"type": mix[j % len(mix)][0], "isMultiple": mix[j % len(mix)][1]}
+        for j in range(COLUMNS)
+    }
+
+
+def bench_records(mix: Mix, rows: int, salt: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"ID": str(i), **{f"UF_CRM_{j}": mix[j % len(mix)][2](i + salt) for j in range(COLUMNS)}}
+        for i in range(1, rows + 1)
+    ]
+
+
+async def load(
+    conn: psycopg.AsyncConnection[Any], columns: list[ColumnSpec], records: list[dict[str, Any]]
+) -> float:
+    """Seconds to write ``records`` through the loader, a page per transaction."""
+    started = time.perf_counter()
+    for offset in range(0, len(records), PAGE):
+        page = records[offset : offset + PAGE]
+        async with conn.transaction():
+            await mirror.upsert(conn, TABLE, columns, page)
+    return time.perf_counter() - started
+
+
+async def loader_rows_per_second(db_url: str, mix: Mix, rows: int) -> tuple[float, float]:
+    """Rows/s of a first load into an empty table, then of a load of every record changed."""
+    plan = plan_table(mirror.DATA_SCHEMA, TABLE, {}, bench_fields(mix), "bench")
+    first, changed = bench_records(mix, rows), bench_records(mix, rows, salt=1)
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(f"DROP TABLE IF EXISTS {mirror.DATA_SCHEMA}.{TABLE}")
+        for statement in plan.statements:
+            await conn.execute(statement)
+        inserted = await load(conn, plan.active, first)
+        updated = await load(conn, plan.active, changed)
+        await conn.execute(f"DROP TABLE {mirror.DATA_SCHEMA}.{TABLE}")
+    return rows / inserted, rows / updated
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=50000)
+    parser.add_argument("--mix", choices=[*MIXES, "all"], default="all")
+    args = parser.parse_args()
+    with database() as db_url:
+        migrate(db_url)
+        for name in MIXES if args.mix == "all" else [args.mix]:
+            inserts, updates = asyncio.run(loader_rows_per_second(db_url, MIXES[name], args.rows))
+            print(
+                f"loader, {args.rows} records of the {name} mix into a 100-column table: "
+                f"{inserts:.0f} rows/s inserted, {updates:.0f} rows/s updated"
+            )
+
+
+if __name__ == "__main__":
+    main()
