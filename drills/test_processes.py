@@ -220,10 +220,9 @@ def test_second_portal_on_the_same_database(
     with portal({"deal": 300}) as first, portal({"deal": 500}) as second:
         for record_id in range(1, 501):
             second.edit("deal", record_id, {"TITLE": f"the other portal {record_id}"})
-        assert (
-            processes.sync("deal", "full", env=drill_env(database_url, first)).summary()["status"]
-            == "success"
-        )
+        for stream in streams_of(Kind.OBJECT):  # the seed hangs activities off the deals
+            synced = processes.sync(stream.name, "full", env=drill_env(database_url, first))
+            assert synced.summary()["status"] == "success", stream.name
         other = drill_env(database_url, second)
         refused = processes.sync("deal", "full", env=other)
         assert refused.returncode != 0 and "already mirrors" in refused.stderr, (
