@@ -248,3 +248,17 @@ def test_portal_quirks_load_as_documented(loader_table: str) -> None:
         row["_raw"]["UF_DATE"] == "0000-00-00" and row["_raw"]["UF_INTEGER"] == record["UF_INTEGER"]
     )
     assert unfit == 2
+
+
+def test_a_table_of_no_fields_but_its_id_loads(database_url: str) -> None:
+    plan = plan_table(mirror.DATA_SCHEMA, "crm_bare", {}, {}, "bare")
+
+    async def load_bare() -> tuple[int, int]:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            for statement in plan.statements:
+                await conn.execute(statement)
+            async with conn.transaction():
+                written = await mirror.upsert(conn, "crm_bare", plan.active, [{"ID": "3"}])
+            return written.upserted, written.unfit
+
+    assert asyncio.run(load_bare()) == (1, 0)

@@ -127,27 +127,33 @@ def _page_query(table: str, columns: Sequence[ColumnSpec], valid: sql.Composable
         for i, c in enumerate(columns)
         if c.pg_type in CAN_BE_UNFIT
     ]
+
+    def each(parts: Sequence[sql.Composable]) -> sql.Composable:  # ", a, b" or nothing
+        return sql.SQL("").join(sql.SQL(", ") + part for part in parts)
+
     return sql.SQL(
-        "WITH typed AS MATERIALIZED (SELECT page.*, {casts} FROM ("
-        "SELECT id, r, {texts} FROM (SELECT id, _raw || '{{}}' AS r FROM {staging} OFFSET 0) raw "
+        "WITH typed AS MATERIALIZED (SELECT page.*{casts} FROM ("
+        "SELECT id, r{texts} FROM (SELECT id, _raw || '{{}}' AS r FROM {staging} OFFSET 0) raw "
         "OFFSET 0) page), "
-        "written AS (INSERT INTO {target} AS t (id, _raw, _synced_at, {names}) "
-        "SELECT DISTINCT ON (id) id, r, now(), {typed} FROM typed ORDER BY id "
+        "written AS (INSERT INTO {target} AS t (id, _raw, _synced_at{names}) "
+        "SELECT DISTINCT ON (id) id, r, now(){typed} FROM typed ORDER BY id "
         "ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
         "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL RETURNING 1) "
         "SELECT (SELECT count(*) FROM written), (SELECT coalesce(sum({unfit}), 0) FROM typed)"
     ).format(
-        casts=sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(sql_cast(c.pg_type, text[i], value[i], valid), typed[i])
-            for i, c in enumerate(columns)
+        casts=each(
+            [
+                sql.SQL("{} AS {}").format(sql_cast(c.pg_type, text[i], value[i], valid), typed[i])
+                for i, c in enumerate(columns)
+            ]
         ),
-        texts=sql.SQL(", ").join(
-            sql.SQL("r ->> {} AS {}").format(fields[i], text[i]) for i in range(len(columns))
+        texts=each(
+            [sql.SQL("r ->> {} AS {}").format(fields[i], text[i]) for i in range(len(columns))]
         ),
         staging=ident(STAGING),
         target=ident(DATA_SCHEMA, table),
-        names=sql.SQL(", ").join(names),
-        typed=sql.SQL(", ").join(typed),
+        names=each(names),
+        typed=each(typed),
         updates=sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(n, n)
             for n in [ident("_raw"), ident("_synced_at"), *names]
