@@ -18,7 +18,7 @@ from b24emu.events import CRM_EVENTS
 from b24sync.bitrix.client import BitrixClient
 from b24sync.service.events import HANDLER_PATH
 from b24sync.store.overview import entity_status
-from b24sync.streams import STREAMS
+from b24sync.streams import STREAMS, stream_or_item
 from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine
 from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, service_stack
@@ -26,6 +26,15 @@ from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, service_stack
 BASE = f"/rest/1/{TOKEN}/"
 CONTRACTS, DELIVERIES = 1032, 1036
 HANDLER = SERVICE_BASE + HANDLER_PATH
+# The README's smart-process query ("For analysts"), run as written.
+SMART_PROCESS_FUNNEL = """
+SELECT i.category_name, i.stage_name, count(*) AS items, sum(i.opportunity) AS amount
+FROM bitrix24.v_crm_item_1032_dogovory i
+JOIN bitrix24.crm_status s ON s.status_id = i.stage_id
+  AND s.entity_id = 'DYNAMIC_1032_STAGE_' || i.category_id
+GROUP BY i.category_id, i.category_name, i.stage_name, s.sort
+ORDER BY i.category_id, s.sort;
+"""
 
 
 @pytest.fixture
@@ -226,6 +235,14 @@ async def test_the_readable_view_names_stages_pipelines_and_people(
     assert all(stage and category and person and kind for _, stage, category, person, kind in rows)
     assert {stage for _, stage, *_ in rows} >= {"Черновик", "Подписан", "Проверка юристом"}
     assert {category for _, _, category, *_ in rows} == {"Договоры продажи", "Договоры поставки"}
+    funnel = query(database_url, SMART_PROCESS_FUNNEL)
+    assert sum(items for _, _, items, _ in funnel) == 120
+    assert [stage for pipeline, stage, _, _ in funnel if pipeline == "Договоры поставки"] == [
+        "Черновик",
+        "Проверка юристом",
+        "Подписан",
+        "Отклонён",
+    ]
     deliveries = query(
         database_url, "SELECT DISTINCT stage_name FROM bitrix24.v_crm_item_1036_zayavki_na_dostavku"
     )
@@ -288,3 +305,28 @@ async def test_an_item_event_reaches_its_row(emu: Emulator, database_url: str) -
             database_url, "SELECT event_name, entity FROM b24sync.received_events"
         )
         assert (event, entity) == ("ONCRMDYNAMICITEMUPDATE", "item_1036")
+
+
+async def test_a_renamed_smart_process_renames_its_view(
+    client: BitrixClient, database_url: str
+) -> None:
+    """The view's name carries the title: after a rename on the portal, the next run (here the
+    CLI's way in, by name only) makes the new view and drops the old one."""
+    await discovered(client, database_url)
+    engine = SyncEngine(client, database_url)
+    assert (await engine.full(STREAMS["item_1036"])).status == "success"
+    await client.call("crm.type.update", {"id": 2, "fields": {"title": "Доставка"}})
+    await discovered(client, database_url)
+    STREAMS.use_smart_processes([])  # a process that has not loaded them, like the CLI
+    summary = await engine.incremental(stream_or_item("item_1036"))
+    assert summary.status == "success", summary.error
+    views = query(
+        database_url,
+        "SELECT viewname FROM pg_views WHERE schemaname = 'bitrix24' "
+        "AND viewname LIKE 'v_crm_item_1036%%'",
+    )
+    assert views == [("v_crm_item_1036_dostavka",)]
+    ((comment,),) = query(
+        database_url, "SELECT obj_description('bitrix24.crm_item_1036'::regclass)"
+    )
+    assert "«Доставка»" in comment
