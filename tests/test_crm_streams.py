@@ -243,6 +243,16 @@ async def test_product_rows_follow_only_the_deals_that_changed(
     assert query(
         database_url, "SELECT count(*) FROM bitrix24.crm_deal_productrow WHERE deal_id = 8"
     ) == [(0,)]
+    # a deal deleted without an event: the reconcile drops its rows, reading only deal IDs
+    gone = max(owner for kind, owner in emu.portal.product_rows.by_owner if kind == "D")
+    emu.portal.delete("deal", gone)
+    commands = emu.stats.by_method["crm.item.productrow.list"]
+    reconciled = await engine.reconcile(stream)
+    assert reconciled.status == "success" and reconciled.deleted > 0, reconciled
+    assert emu.stats.by_method["crm.item.productrow.list"] == commands
+    assert query(
+        database_url, "SELECT count(*) FROM bitrix24.crm_deal_productrow WHERE deal_id = %s", gone
+    ) == [(0,)]
     await full(engine, "deal_productrow")
     assert set(
         query(database_url, "SELECT deal_id, id, product_name FROM bitrix24.crm_deal_productrow")

@@ -149,8 +149,9 @@ class SyncEngine:
     ) -> SyncSummary:
         """``full``, ``incremental`` or ``reconcile`` of any stream, by name (jobs, API, CLI).
 
-        A reference list is always read whole; a child stream's reconcile is its full refresh;
-        a log's full run reads every row again and adds the missing ones.
+        A reference list is always read whole; a link stream's reconcile is its full refresh, a
+        per-parent child's drops the rows of parents gone; a log's full run reads every row again
+        and adds the missing ones.
         """
         like_objects: dict[str, Work] = {
             RunMode.FULL: self._full,
@@ -166,7 +167,7 @@ class SyncEngine:
             Kind.CHILD: {
                 RunMode.FULL: self._children_full,
                 RunMode.INCREMENTAL: self._children_incremental,
-                RunMode.RECONCILE: self._children_full,
+                RunMode.RECONCILE: self._children_reconcile,
             },
             Kind.LOG: {
                 RunMode.FULL: self._log_full,
@@ -475,6 +476,16 @@ class SyncEngine:
             entity.name,
             cursor=Cursor(entity.cursor, run_started).to_json(),
             last_full_sync_at=datetime.now(UTC),
+        )
+
+    async def _children_reconcile(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        if not entity.owner_key:  # a link stream's full refresh costs no more than the IDs
+            await self._children_full(conn, entity, counts, run_id)
+            return
+        await per_parent.drop_gone_parents(
+            self.client, conn, entity, counts, commands_per_call=self.commands_per_call
         )
 
     async def _children_incremental(

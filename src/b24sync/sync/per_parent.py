@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -126,6 +126,26 @@ async def _refresh_some(
     counts.fetched += len(typed)
 
 
+async def _parent_ids(
+    client: BitrixClient,
+    stream: Stream,
+    filter: dict[str, str] | None,
+    commands_per_call: int,
+) -> AsyncIterator[list[int]]:
+    """The IDs of the parents (all, or those ``filter`` matches), 2,500 a call."""
+    parent = stream_named(stream.parent or "")
+    async for page in prefetched(
+        export_records(
+            client,
+            parent.listing,
+            select=[parent.id_field],
+            filter=filter,
+            commands_per_call=commands_per_call,
+        )
+    ):
+        yield [int(r[parent.id_field]) for r in page.records]
+
+
 async def refresh(
     client: BitrixClient,
     conn: AsyncConnection[Any],
@@ -138,20 +158,10 @@ async def refresh(
     """The rows of every parent (``filter`` None: and drop rows of parents gone), or of the
     parents the filter matches on the parent's list."""
     await declared.ensure_table(conn, stream)
-    parent = stream_named(stream.parent or "")
     everything = filter is None
     if everything:
         await mirror.forget_seen(conn, stream.name)
-    async for page in prefetched(
-        export_records(
-            client,
-            parent.listing,
-            select=[parent.id_field],
-            filter=filter,
-            commands_per_call=commands_per_call,
-        )
-    ):
-        ids = [int(r[parent.id_field]) for r in page.records]
+    async for ids in _parent_ids(client, stream, filter, commands_per_call):
         await _refresh_some(
             client,
             conn,
@@ -165,6 +175,27 @@ async def refresh(
         async with conn.transaction():
             counts.deleted += await declared.drop_unseen_parents(conn, stream)
             await mirror.forget_seen(conn, stream.name)
+
+
+async def drop_gone_parents(
+    client: BitrixClient,
+    conn: AsyncConnection[Any],
+    stream: Stream,
+    counts: RunCounts,
+    *,
+    commands_per_call: int = 50,
+) -> None:
+    """The reconcile: drop the rows of parents the portal no longer has, reading only the
+    parents' IDs (40 calls for 100,000 deals, where re-reading every row takes 2,000). Rows
+    that changed are read by the incremental runs, as a parent's change moves its cursor."""
+    await declared.ensure_table(conn, stream)
+    await mirror.forget_seen(conn, stream.name)
+    async for ids in _parent_ids(client, stream, None, commands_per_call):
+        await mirror.note_seen(conn, stream.name, ids)
+        counts.fetched += len(ids)
+    async with conn.transaction():
+        counts.deleted += await declared.drop_unseen_parents(conn, stream)
+        await mirror.forget_seen(conn, stream.name)
 
 
 async def refresh_parents(
