@@ -55,7 +55,8 @@ def scalar(url: str, query: str, *params: Any) -> Any:
 
 
 def token(**claims: Any) -> str:
-    base = {"sub": "user-1", "aud": "authenticated", "exp": int(time.time()) + 600}
+    # a day: parametrized tokens are minted at collection, and a loaded machine's run is long
+    base = {"sub": "user-1", "aud": "authenticated", "exp": int(time.time()) + 86400}
     return jwt.encode(base | claims, JWT_SECRET, algorithm="HS256")
 
 
