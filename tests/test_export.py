@@ -49,13 +49,13 @@ async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
 @given(
     ids=st.sets(st.integers(min_value=1, max_value=1500), max_size=600),
     commands=st.integers(min_value=1, max_value=50),
-    parallel=st.integers(min_value=1, max_value=3),
+    parallel=st.integers(min_value=1, max_value=8),
 )
 def test_every_record_exactly_once_with_any_gaps(
     ids: set[int], commands: int, parallel: int
 ) -> None:
     emu = portal_with_ids(ids)
-    got = asyncio.run(exported_ids(emu, commands_per_call=commands, parallel_calls=parallel))
+    got = asyncio.run(exported_ids(emu, commands_per_call=commands, calls_in_flight=parallel))
     assert len(got) == len(set(got))
     assert set(got) == ids
 

@@ -13,7 +13,9 @@ import pytest
 
 from b24emu import Emulator, create_app, seed_portal
 from b24emu.methods import UNLISTED
+from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
+from b24sync.config import WebhookUrl
 from b24sync.errors import PortalMismatch
 from b24sync.store import runs
 from b24sync.streams import STREAMS, stream_named
@@ -434,6 +436,90 @@ async def test_operating_time_limit_is_paced_and_waited_out(
     )
     assert summary.status == "success", summary.error
     assert client.pacer.waited_seconds > 0
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The ASGI transport, noting how many requests were in flight at once."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(emu))
+        self.in_flight = self.most_in_flight = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+
+def limited_portal(emu: Emulator, deals: int) -> None:
+    """The cloud's request bucket (2/s, burst 50) and server time per page, as in the bench."""
+    seed_portal(emu.portal, {"deal": deals})
+    emu.bucket.enabled, emu.bucket.rate, emu.bucket.burst = True, 2.0, 50
+    emu.cost.enabled, emu.cost.base, emu.cost.per_record = True, 0.002, 0.00002
+
+
+async def test_ranges_side_by_side_mirror_exactly_and_nothing_is_refused(
+    emu: Emulator, database_url: str
+) -> None:
+    limited_portal(emu, 12000)
+    transport = CountingTransport(emu)
+    async with httpx.AsyncClient(transport=transport, timeout=30) as http:
+        client = BitrixClient(http, WebhookAuth(WebhookUrl.parse(f"http://emu/rest/1/{TOKEN}/")))
+        summary = await SyncEngine(client, database_url, commands_per_call=10).full(
+            stream_named("deal")
+        )
+    assert summary.status == "success", summary.error
+    assert transport.most_in_flight > 2  # more than the two batch calls of before
+    assert emu.stats.rate_limited == 0 and emu.stats.operation_limited == 0
+    # fields + probe + one call per 10 pages of 50: the ranges hold a page each
+    assert summary.api_calls == 2 + 12000 // 500
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_sync_waits_for_the_operating_budget_instead_of_being_refused(
+    emu: Emulator, database_url: str
+) -> None:
+    """limits.md: the `operating` figure each answer reports paces the calls, so the portal
+    never has to block the method (OPERATION_TIME_LIMIT) while a full sync runs flat out."""
+    limited_portal(emu, 6000)
+    emu.cost.base, emu.cost.per_record = 0.004, 0.0  # 40 ms a batch of 10 pages
+    emu.budget.budget, emu.budget.window = 0.3, 1.5  # about 8 batches in any 1.5 s
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
+        client = BitrixClient(http, WebhookAuth(WebhookUrl.parse(f"http://emu/rest/1/{TOKEN}/")))
+        client.pacer.budget = emu.budget.budget
+        summary = await SyncEngine(client, database_url, commands_per_call=10).full(
+            stream_named("deal")
+        )
+    assert summary.status == "success", summary.error
+    assert emu.stats.operation_limited == 0 and emu.stats.rate_limited == 0
+    assert client.pacer.waited_seconds > 0
+    assert summary.api_calls == 2 + 6000 // 500
+    assert_mirror_equals_portal(database_url, emu, "deal")
+
+
+async def test_reconcile_between_a_killed_full_sync_and_its_resume(
+    emu: Emulator, client: BitrixClient, database_url: str
+) -> None:
+    """The reconcile keeps the IDs it reads in PostgreSQL too, apart from the full sync's."""
+    seed_portal(emu.portal, {"deal": 3000})
+
+    def crash(progress: Any) -> None:
+        if progress.done >= 1000:
+            raise RuntimeError("killed")
+
+    crashed = await SyncEngine(client, database_url, commands_per_call=5, on_progress=crash).full(
+        stream_named("deal")
+    )
+    assert crashed.status == "failed"
+    emu.portal.delete("deal", 7)
+    reconciled = await SyncEngine(client, database_url).reconcile(stream_named("deal"))
+    assert reconciled.fetched == 2999 and reconciled.deleted == 1
+    resumed = await SyncEngine(client, database_url).full(stream_named("deal"))
+    assert resumed.status == "success" and resumed.fetched < 2999 and resumed.deleted == 0
     assert_mirror_equals_portal(database_url, emu, "deal")
 
 

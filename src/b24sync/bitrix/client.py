@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -168,42 +169,24 @@ class BitrixClient:
                 if isinstance(part, list):  # empty parts, and results of list-shaped cmd
                     part = dict(enumerate(part))
                 getattr(merged, attr).update({str(k): v for k, v in part.items()})
-        for command_time in merged.times.values():
-            self.pacer.observe(command_time)
         return merged
 
     async def _post(self, method: str, params: JsonDict) -> JsonDict:
         renewed = False
+        commands = _commands_of(method, params)
         for attempt in range(self.retry.attempts):
             url, auth_params = await self.auth.target(self.http, method)
-            await self.pacer.wait()
-            await self.limiter.acquire()
-            self._tally(http_calls=1)
-            try:
-                response = await self.http.post(url, json=params | auth_params)
-                payload = response.json()
-            except (httpx.TransportError, ValueError) as exc:
-                failure: BitrixError = PortalServerError(
-                    redact(f"{method}: {type(exc).__name__} talking to the portal"), method=method
-                )
-            else:
-                if (
-                    response.status_code == 200
-                    and isinstance(payload, dict)
-                    and "error" not in payload
-                ):
-                    self.last_time = payload.get("time") or {}
-                    if method != "batch":  # the outer batch is not counted (limits.md)
-                        self.pacer.observe(self.last_time)
-                    return payload
-                failure = error_for(payload, response.status_code, method)
-                if (
-                    failure.code in RENEWABLE_CODES
-                    and not renewed
-                    and await self.auth.renew(self.http, auth_params)
-                ):
-                    renewed = True  # an expired access token: once, with the new pair
-                    continue
+            outcome = await self._send(method, url, params | auth_params, commands)
+            if not isinstance(outcome, BitrixError):
+                return outcome
+            failure = outcome
+            if (
+                failure.code in RENEWABLE_CODES
+                and not renewed
+                and await self.auth.renew(self.http, auth_params)
+            ):
+                renewed = True  # an expired access token: once, with the new pair
+                continue
             if not isinstance(failure, (RateLimited, OperationTimeLimit, PortalServerError)):
                 raise failure
             if attempt == self.retry.attempts - 1:
@@ -212,11 +195,64 @@ class BitrixClient:
             await asyncio.sleep(self._pause(failure, attempt))
         raise AssertionError("unreachable")
 
+    async def _send(
+        self, method: str, url: str, body: JsonDict, commands: Mapping[str, str]
+    ) -> JsonDict | BitrixError:
+        """One HTTP request, sent when the request bucket and the commands' operating budget
+        allow; the commands count as in flight until the answer (or the failure) is in."""
+        spend = dict(Counter(commands.values()))
+        await self.pacer.reserve(spend)
+        times: list[tuple[str, JsonDict]] = []
+        try:
+            await self.limiter.acquire()
+            self._tally(http_calls=1)
+            try:
+                response = await self.http.post(url, json=body)
+                payload = response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                return PortalServerError(
+                    redact(f"{method}: {type(exc).__name__} talking to the portal"), method=method
+                )
+            if response.status_code == 200 and isinstance(payload, dict) and "error" not in payload:
+                self.last_time = payload.get("time") or {}
+                times = _command_times(commands, payload)
+                return payload
+            return error_for(payload, response.status_code, method)
+        finally:
+            self.pacer.settle(spend, times)
+
     def _pause(self, failure: BitrixError, attempt: int) -> float:
         if isinstance(failure, RateLimited):
             self.limiter.penalise()
         if isinstance(failure, OperationTimeLimit):
-            self.pacer.blocked(float(self.last_time.get("operating_reset_at") or 0))
+            self.pacer.blocked(failure.method, float(self.last_time.get("operating_reset_at") or 0))
             return 0.0  # the pacer waits before the next attempt
         log.info("retrying %s after %s", failure.method, failure.code or type(failure).__name__)
         return self.retry.delay(attempt)
+
+
+def _commands_of(method: str, params: JsonDict) -> dict[str, str]:
+    """Command name -> the method it runs: a batch's commands (the outer `batch` is not counted
+    against any budget, limits.md), else the method itself."""
+    if method != "batch":
+        return {"": method}
+    cmd = params.get("cmd") or {}
+    return {
+        str(name): str(text).partition("?")[0].strip().lower().removesuffix(".json")
+        for name, text in cmd.items()
+    }
+
+
+def _command_times(commands: Mapping[str, str], payload: JsonDict) -> list[tuple[str, JsonDict]]:
+    """(method, its `time` block) for every command answered, in the order they ran."""
+    if set(commands) == {""}:
+        return [(commands[""], payload.get("time") or {})]
+    body = payload.get("result") or {}
+    times = body.get("result_time") if isinstance(body, dict) else None
+    if not isinstance(times, dict):
+        return []
+    return [
+        (commands[name], block)
+        for name, block in times.items()
+        if name in commands and isinstance(block, dict)
+    ]

@@ -18,11 +18,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.client import BatchResult, BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.errors import BitrixError, MalformedAnswer
 
 PAGE = 50
+# Batch calls side by side. On the cloud's 2 req/s a call of 50 pages takes about half a second
+# of server time, so two or three keep the request bucket busy, and more spend the burst at the
+# start. The bound is memory: an answer holds up to 2,500 records (about 20 MB parsed) until it
+# is loaded, so this many plus the pages queued for the loader stay under 300 MB.
+CALLS_IN_FLIGHT = 6
 _RECORD_ID = re.compile(r"[0-9]{1,19}")
 Record = dict[str, Any]
 
@@ -82,6 +87,7 @@ class RangePlanner:
     pending: deque[IdRange] = field(default_factory=deque)
     done_until: int = 0
     _completed: dict[int, int] = field(default_factory=dict)  # lo -> hi of completed ranges
+    _origin: dict[int, int] = field(default_factory=dict)  # a follow-up's lo -> its range's lo
 
     def __post_init__(self) -> None:
         self.done_until = self.start_after
@@ -92,8 +98,16 @@ class RangePlanner:
             lo = hi
         self.pending.append(IdRange(self.top, None))
 
-    def complete(self, original_lo: int, hi: int) -> None:
-        self._completed[original_lo] = hi
+    def answered(self, rng: IdRange, last_id: int | None, full: bool) -> None:
+        """A range's page is in: the range is done when the page is short or reaches its top,
+        else its follow-up from ``last_id`` goes first, so the watermark advances steadily."""
+        start_lo = self._origin.pop(rng.lo, rng.lo)
+        if full and (rng.hi is None or last_id != rng.hi):
+            assert last_id is not None
+            self._origin[last_id] = start_lo
+            self.pending.appendleft(IdRange(last_id, rng.hi))
+            return
+        self._completed[start_lo] = rng.hi if rng.hi is not None else max(last_id or 0, rng.lo)
         while self.done_until in self._completed:
             self.done_until = self._completed.pop(self.done_until)
 
@@ -106,12 +120,13 @@ async def export_records(
     filter: Mapping[str, Any] | None = None,
     start_after: int = 0,
     commands_per_call: int = 50,
-    parallel_calls: int = 2,
+    calls_in_flight: int = CALLS_IN_FLIGHT,
 ) -> AsyncIterator[ExportPage]:
     """Yield every matching record once, as pages of up to ``commands_per_call * 50`` records.
 
-    ``parallel_calls`` batch calls run side by side (disjoint ranges, so order does not matter);
-    the leaky bucket still paces them.
+    Up to ``calls_in_flight`` batch calls run side by side (disjoint ranges, so order does not
+    matter; each answer is yielded as it comes). The client's leaky bucket and operating-time
+    pacer decide when each may go, so the portal's burst is used and never overrun.
     """
     base_filter = dict(filter or {})
     key = method.id_field
@@ -156,53 +171,51 @@ async def export_records(
     estimate = len(first) + math.ceil((top - first_last_id) * len(first) / span)
     planner = RangePlanner(first_last_id, top, width)
     yield ExportPage(first, first_last_id, estimate)
-    # original lo of each live range, to report completion when its follow-ups finish
-    origin: dict[int, int] = {}
-    refused_in_a_row = 0  # waves with a command to ask again; too many in a row fail the export
-    while planner.pending:
-        waves: list[list[IdRange]] = []
-        while planner.pending and len(waves) < parallel_calls:
-            wave: list[IdRange] = []
-            while planner.pending and len(wave) < commands_per_call:
-                wave.append(planner.pending.popleft())
-            waves.append(wave)
-        batches = await asyncio.gather(
-            *(client.batch({f"r{i}": command(r) for i, r in enumerate(w)}) for w in waves)
-        )
-        records: list[Record] = []
-        for wave, batch in zip(waves, batches, strict=True):
-            limited = limited_commands(batch.errors)
-            raise_first_error({k: v for k, v in batch.errors.items() if k not in limited})
-            answered = pages(batch.result)
-            damaged = _damaged_commands(answered, key)
-            if limited or damaged:
-                refused_in_a_row += 1
-                if refused_in_a_row > client.retry.attempts:
-                    raise_first_error(batch.errors)
-                    raise _malformed(method.name, damaged)
-                if limited:
-                    client.pacer.blocked(0.0)
-            else:
-                refused_in_a_row = 0
-            for i, rng in enumerate(wave):
-                if f"r{i}" in limited | damaged:  # refused or damaged this time: ask again
-                    planner.pending.appendleft(rng)
-                    continue
-                page = answered.get(f"r{i}", [])
-                records.extend(page)
-                start_lo = origin.pop(rng.lo, rng.lo)
-                last_id = int(page[-1][key]) if page else None
-                exhausted = len(page) < PAGE or (rng.hi is not None and last_id == rng.hi)
-                if exhausted:
-                    planner.complete(
-                        start_lo, rng.hi if rng.hi is not None else max(last_id or 0, rng.lo)
-                    )
+    refused_in_a_row = 0  # answers with a command to ask again; too many in a row fail the export
+    in_flight: dict[asyncio.Task[BatchResult], list[IdRange]] = {}
+    try:
+        while planner.pending or in_flight:
+            # Full batches go out while there is room; a part batch only when nothing is in
+            # flight that could still add follow-ups to it, so calls stay at the minimum.
+            while len(in_flight) < calls_in_flight and (
+                len(planner.pending) >= commands_per_call or (planner.pending and not in_flight)
+            ):
+                wave = [
+                    planner.pending.popleft() for _ in range(commands_per_call) if planner.pending
+                ]
+                call = client.batch({f"r{i}": command(r) for i, r in enumerate(wave)})
+                in_flight[asyncio.ensure_future(call)] = wave
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            # a page each, in the order sent (the watermark moves soonest); what waits for the
+            # loader is held once, not merged
+            for task in [sent for sent in in_flight if sent in done]:
+                wave, batch = in_flight.pop(task), task.result()
+                limited = limited_commands(batch.errors)
+                raise_first_error({k: v for k, v in batch.errors.items() if k not in limited})
+                answered = pages(batch.result)
+                damaged = _damaged_commands(answered, key)
+                if limited or damaged:
+                    refused_in_a_row += 1
+                    if refused_in_a_row > client.retry.attempts:
+                        raise_first_error(batch.errors)
+                        raise _malformed(method.name, damaged)
+                    if limited:
+                        client.pacer.blocked(method.name, 0.0)
                 else:
-                    assert last_id is not None
-                    origin[last_id] = start_lo
-                    # follow-ups go first, so the watermark advances steadily
-                    planner.pending.appendleft(IdRange(last_id, rng.hi))
-        yield ExportPage(records, planner.done_until, estimate)
+                    refused_in_a_row = 0
+                records: list[Record] = []
+                for i, rng in enumerate(wave):
+                    if f"r{i}" in limited | damaged:  # refused or damaged this time: ask again
+                        planner.pending.appendleft(rng)
+                        continue
+                    page = answered.get(f"r{i}", [])
+                    records.extend(page)
+                    planner.answered(rng, int(page[-1][key]) if page else None, len(page) >= PAGE)
+                yield ExportPage(records, planner.done_until, estimate)
+    finally:  # the consumer stopped early or a call failed: no call is left running
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
 
 
 async def fetch_by_ids(

@@ -539,23 +539,24 @@ class SyncEngine:
         )
         await runs.write_state(conn, entity.name, last_incremental_sync_at=datetime.now(UTC))
 
-    async def _all_ids(self, entity: Stream) -> list[int]:
-        ids: list[int] = []
+    async def _reconcile(
+        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
+    ) -> None:
+        """Soft-delete the rows whose IDs the portal no longer lists. The IDs read go to
+        PostgreSQL page by page (a million cost no memory here) under a key of the reconcile's
+        own, so a full sync interrupted meanwhile keeps what it had read."""
+        seen = f"{entity.name}/reconcile"
+        await mirror.forget_seen(conn, seen)
         async for page in export_records(
             self.client,
             entity.listing,
             select=[entity.id_field],
             commands_per_call=self.commands_per_call,
         ):
-            ids.extend(int(r[entity.id_field]) for r in page.records)
-        return ids
-
-    async def _reconcile(
-        self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
-    ) -> None:
-        ids = await self._all_ids(entity)
-        counts.fetched = len(ids)
-        counts.deleted = await mirror.mark_deleted_except(conn, entity.table, ids)
+            await mirror.note_seen(conn, seen, [int(r[entity.id_field]) for r in page.records])
+            counts.fetched += len(page.records)
+        async with conn.transaction():
+            counts.deleted = await mirror.mark_deleted_unseen(conn, seen, entity.table)
 
     async def _by_ids(
         self,

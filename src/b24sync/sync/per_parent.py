@@ -94,7 +94,7 @@ async def read_rows(
             refused_in_a_row += 1
             if refused_in_a_row > client.retry.attempts:
                 raise_first_error({k: e for b in batches for k, e in b.errors.items()})
-            client.pacer.blocked(0.0)
+            client.pacer.blocked(listing.name, 0.0)
         else:
             refused_in_a_row = 0
     return rows
