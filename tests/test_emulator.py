@@ -495,3 +495,80 @@ def test_fast_bitrix24_reads_creates_and_deletes(emu: Emulator) -> None:
 
 async def test_events_drain_is_safe_without_deliveries(emu: Emulator) -> None:
     await asyncio.wait_for(emu.events.drain(), 1)
+
+
+# --- stage history and product rows (crm-stage-history-list.md, crm-item-productrow-list.md) --
+
+
+async def test_stage_history_answers_as_documented(
+    client: httpx.AsyncClient, emu: Emulator
+) -> None:
+    deal = emu.portal.add("deal", {"TITLE": "Путь"})
+    emu.portal.update("deal", deal, {"STAGE_ID": "PREPARATION"})
+    emu.portal.update("deal", deal, {"STAGE_ID": "LOSE"})
+    answer = await call(
+        client,
+        "crm.stagehistory.list",
+        entityTypeId=2,
+        filter={"OWNER_ID": deal},
+        order={"ID": "ASC"},
+        select=["ID", "TYPE_ID", "STAGE_ID", "STAGE_SEMANTIC_ID"],
+    )
+    body = answer.json()
+    assert body["total"] == 3
+    assert body["result"]["items"] == [
+        {"ID": 1, "TYPE_ID": 1, "STAGE_ID": "NEW", "STAGE_SEMANTIC_ID": "P"},
+        {"ID": 2, "TYPE_ID": 2, "STAGE_ID": "PREPARATION", "STAGE_SEMANTIC_ID": "P"},
+        {"ID": 3, "TYPE_ID": 3, "STAGE_ID": "LOSE", "STAGE_SEMANTIC_ID": "F"},
+    ]
+    unsupported = await call(client, "crm.stagehistory.list", entityTypeId=7)
+    assert unsupported.json()["error"] == "ENTITY_TYPE_NOT_SUPPORTED"
+    bad_filter = await call(client, "crm.stagehistory.list", entityTypeId=2, filter={"TITLE": 1})
+    assert bad_filter.json()["error"] == "INVALID_ARG_VALUE"
+
+
+async def test_product_rows_answer_one_owner_per_command(
+    client: httpx.AsyncClient, emu: Emulator
+) -> None:
+    deal = emu.portal.add("deal", {"TITLE": "Корзина"})
+    rows = [{"productName": f"Товар {n}", "price": 10 + n} for n in range(60)]
+    emu.portal.product_rows.replace("D", deal, rows)
+    first = (
+        await call(
+            client,
+            "crm.item.productrow.list",
+            filter={"=ownerType": "D", "=ownerId": deal},
+            order={"id": "asc"},
+        )
+    ).json()
+    assert (len(first["result"]["productRows"]), first["total"], first["next"]) == (50, 60, 50)
+    last_id = first["result"]["productRows"][-1]["id"]
+    keyset = (
+        await call(
+            client,
+            "crm.item.productrow.list",
+            filter={"=ownerType": "D", "=ownerId": deal, ">id": last_id},
+            start=-1,
+        )
+    ).json()
+    assert len(keyset["result"]["productRows"]) == 10 and "total" not in keyset
+    missing = await call(client, "crm.item.productrow.list", filter={"=ownerType": "D"})
+    assert missing.json()["error"] == "REQUIRED_ARG_MISSING"
+    nobody = await call(
+        client, "crm.item.productrow.list", filter={"=ownerType": "D", "=ownerId": 999999}
+    )
+    assert nobody.json()["error"] == "ACCESS_DENIED"
+    fields = (await call(client, "crm.item.productrow.fields")).json()["result"]["fields"]
+    assert fields["price"]["type"] == "double" and fields["id"]["isReadOnly"] is True
+
+
+def test_related_demo_data_is_deterministic() -> None:
+    one, two = Emulator(), Emulator()
+    for emulator in (one, two):
+        seed_portal(emulator.portal, {"deal": 80, "lead": 20, "contact": 30, "company": 5}, seed=4)
+    assert one.portal.store("activity").records == two.portal.store("activity").records
+    for type_id in (1, 2):
+        assert (
+            one.portal.stage_history[type_id].records == two.portal.stage_history[type_id].records
+        )
+    assert one.portal.product_rows.by_owner == two.portal.product_rows.by_owner
