@@ -131,3 +131,9 @@ def restartable_server(workdir: Path) -> Iterator[RestartableServer]:
         yield RestartableServer(server, database_url)
     finally:
         server.stop()
+        # pgserver knows the first postmaster only: one a drill restarted would outlive us.
+        pgdata = server.pgdata
+        if (pgdata / "postmaster.pid").exists():
+            user = pwd.getpwuid(pgdata.stat().st_uid).pw_name
+            stop = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"]
+            subprocess.run(stop, check=False, user=user, capture_output=True)
