@@ -215,7 +215,8 @@ def run(
             _deliver_demo_events(emulator_base, base, application_token)
             console.print(
                 f"demo portal (b24emu, no BITRIX_WEBHOOK_URL) on {emulator_base} with "
-                f"{sum(DEMO_COUNTS.values()):,} records; its events come to this service"
+                f"{sum(len(s.records) for s in emu.portal.stores.values()):,} CRM records; its "
+                "events come to this service"
             )
             summary["demo portal"] = (
                 f"{emulator_base}/  (the CLI finds it through {data_dir / DEMO_PORTAL_FILE})"
