@@ -166,7 +166,8 @@ def process(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
             err.seek(0)
             proc.stderr_text = err.read()  # type: ignore[attr-defined]
     assert proc.returncode == 0, proc.stderr_text  # type: ignore[attr-defined]
-    assert "stopped" in proc.stderr_text and "Traceback" not in proc.stderr_text  # type: ignore[attr-defined]
+    said = proc.stderr_text  # type: ignore[attr-defined]
+    assert "stopped" in said and "Traceback" not in said, said[-4000:]
 
 
 def _stderr_so_far(proc: subprocess.Popen[str]) -> str:
