@@ -144,14 +144,17 @@ async def append(conn: AsyncConnection[Any], stream: Stream, rows: Sequence[Row]
 
 
 async def drop_unseen_parents(conn: AsyncConnection[Any], stream: Stream) -> int:
-    """Delete rows whose parent the full refresh did not read (the parent was deleted)."""
-    cur = await conn.execute(
-        sql.SQL(
-            "DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM b24sync.full_sync_seen s "
-            "WHERE s.entity = %s AND s.id = t.{})"
-        ).format(ident(DATA_SCHEMA, stream.table), ident(stream.key[0])),
-        (stream.name,),
-    )
+    """Delete rows whose parent the full refresh did not read (the parent was deleted), then
+    forget what it read, in one transaction (as mirror.mark_deleted_unseen does for objects)."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            sql.SQL(
+                "DELETE FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM b24sync.full_sync_seen s "
+                "WHERE s.entity = %s AND s.id = t.{})"
+            ).format(ident(DATA_SCHEMA, stream.table), ident(stream.key[0])),
+            (stream.name,),
+        )
+        await mirror.forget_seen(conn, stream.name)
     return cur.rowcount
 
 

@@ -226,29 +226,6 @@ async def mark_deleted_unseen(conn: AsyncConnection[Any], entity: str, table: st
     return cur.rowcount
 
 
-async def mark_deleted_except(
-    conn: AsyncConnection[Any], table: str, seen_ids: Sequence[int]
-) -> int:
-    """Soft-delete every live row whose id the portal no longer has.
-
-    The IDs go through COPY into a temporary table and an anti-join: `NOT (id = ANY(array))`
-    with 100k elements took 11 s here, this takes well under one.
-    """
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute("CREATE TEMP TABLE _seen_ids (id bigint) ON COMMIT DROP")
-        async with cur.copy("COPY _seen_ids (id) FROM STDIN") as copy:
-            for record_id in seen_ids:
-                await copy.write_row((record_id,))
-        await cur.execute("ANALYZE _seen_ids")
-        await cur.execute(
-            sql.SQL(
-                "UPDATE {} AS t SET _deleted_at = now() WHERE t._deleted_at IS NULL "
-                "AND NOT EXISTS (SELECT 1 FROM _seen_ids s WHERE s.id = t.id)"
-            ).format(ident(DATA_SCHEMA, table))
-        )
-        return cur.rowcount
-
-
 async def mark_deleted(conn: AsyncConnection[Any], table: str, ids: Sequence[int]) -> int:
     cur = await conn.execute(
         sql.SQL(

@@ -94,9 +94,7 @@ async def refresh(
         ids = [int(r[stream.id_field]) for r in page.records]
         await _store_page(conn, stream, ids, page.records, counts, note_seen=everything)
     if everything:
-        async with conn.transaction():
-            counts.deleted += await declared.drop_unseen_parents(conn, stream)
-            await mirror.forget_seen(conn, stream.name)
+        counts.deleted += await declared.drop_unseen_parents(conn, stream)
 
 
 async def refresh_parents(

@@ -172,9 +172,7 @@ async def refresh(
             commands_per_call=commands_per_call,
         )
     if everything:
-        async with conn.transaction():
-            counts.deleted += await declared.drop_unseen_parents(conn, stream)
-            await mirror.forget_seen(conn, stream.name)
+        counts.deleted += await declared.drop_unseen_parents(conn, stream)
 
 
 async def drop_gone_parents(
@@ -193,9 +191,7 @@ async def drop_gone_parents(
     async for ids in _parent_ids(client, stream, None, commands_per_call):
         await mirror.note_seen(conn, stream.name, ids)
         counts.fetched += len(ids)
-    async with conn.transaction():
-        counts.deleted += await declared.drop_unseen_parents(conn, stream)
-        await mirror.forget_seen(conn, stream.name)
+    counts.deleted += await declared.drop_unseen_parents(conn, stream)
 
 
 async def refresh_parents(
