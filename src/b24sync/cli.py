@@ -246,11 +246,11 @@ def run(
             "log": str(data_dir / LOG_FILE),
         }
 
-        pending: list[asyncio.Task[int]] = []
+        pending: list[asyncio.Task[None]] = []
 
         def ready(service: SyncService) -> None:
             loop = asyncio.get_running_loop()
-            pending.extend(loop.create_task(service.request_sync(name, mode)) for name in later)
+            pending.extend(loop.create_task(_queue_sync(service, name, mode)) for name in later)
             width = max(map(len, summary))
             console.print("[green]b24sync is running[/green]; Ctrl-C stops it.")
             for label, value in summary.items():
@@ -258,6 +258,13 @@ def run(
 
         _serve(settings, db.url, host, port, ready)
     console.print("stopped")
+
+
+async def _queue_sync(service: SyncService, name: str, mode: str) -> None:
+    """Queue a sync of ``name``; one already queued (the scheduler's first tick may come
+    first) does the same work."""
+    with contextlib.suppress(SyncAlreadyRunning):
+        await service.request_sync(name, mode)
 
 
 def _with_bi_url(settings: Settings, db: DatabaseLocation) -> Settings:
