@@ -66,7 +66,7 @@ async def bench(url: str, db_url: str) -> None:
                 streams = await discovery.discover(client, conn)
             print(f"discovery: crm.type.list, 1 call: {', '.join(s.name for s in streams)}")
             spent, floor, unknown = 1, 1, []
-            print(f"{'stream':<20}{'kind':<11}{'records':>9}{'calls':>7}{'minimum':>9}")
+            print(f"{'stream':<26}{'kind':<11}{'records':>9}{'calls':>7}{'minimum':>9}")
             engine = SyncEngine(client, db_url)
             fetched: dict[str, int] = {}
             for stream in STREAMS.live():
@@ -80,7 +80,7 @@ async def bench(url: str, db_url: str) -> None:
                 else:
                     floor += least
                 print(
-                    f"{stream.name:<20}{stream.kind:<11}{summary.fetched:>9,}"
+                    f"{stream.name:<26}{stream.kind:<11}{summary.fetched:>9,}"
                     f"{summary.api_calls:>7}{least if least is not None else '?':>9}"
                 )
             print(

@@ -1,5 +1,6 @@
-"""Stage history: one row each time a deal or lead is created, moved to another stage, or moved
-to another pipeline (api-reference/crm/crm-stage-history-list.md).
+"""Stage history: one row each time a deal, a lead or an item of a smart process with stages is
+created, moved to another stage, or moved to another pipeline
+(api-reference/crm/crm-stage-history-list.md).
 
 Rows are kept per entity type, as the portal returns them: ``ID``, ``TYPE_ID``, ``OWNER_ID``,
 ``CATEGORY_ID`` as JSON numbers; deals (and smart processes) carry ``STAGE_ID`` /
@@ -32,6 +33,12 @@ STAGED: dict[int, StageFields] = {
     2: StageFields("deal", "STAGE_ID", "STAGE_SEMANTIC_ID", "CATEGORY_ID"),
 }
 BY_ENTITY = {spec.entity: (type_id, spec) for type_id, spec in STAGED.items()}
+
+
+def smart_stage_fields(entity: str) -> StageFields:
+    """A smart process's items: named like deals' (the docs' tab "for deals, new invoices, and
+    SPAs"); the item keeps no semantics of its own, its stage in crm.status.list has them."""
+    return StageFields(entity, "STAGE_ID", "STAGE_SEMANTIC_ID", "CATEGORY_ID")
 
 
 def _field(ftype: str, title: str) -> FieldDef:

@@ -313,7 +313,7 @@ class Portal:
         record = self.get(entity, record_id)
         store = self.store(entity)
         stage = record.get("STAGE_ID")
-        staged = history.BY_ENTITY.get(entity)
+        staged = self.staged(entity)
         before = history.stage_of(staged[1], record) if staged else None
         self._apply(store, record, fields, creating=False)
         now = self.clock.iso()
@@ -336,27 +336,87 @@ class Portal:
         record = self.get(entity, record_id)
         rid = int(record["ID"])
         self.store(entity).remove(rid)
-        for owner_type, owner in OWNER_TYPES.items():
-            if owner == entity:
-                self.product_rows.drop(owner_type, rid)
+        owner_type = self._owner_type_of(entity)
+        if owner_type is not None:
+            self.product_rows.drop(owner_type, rid)
         self._notify(entity, "DELETE", rid)
+
+    # --- stage history (b24emu.history) ---------------------------------------------------------
+
+    def staged(self, entity: str) -> tuple[int, history.StageFields] | None:
+        """The entity type whose stage history ``entity``'s moves go to, and how it names them:
+        deals, leads, and the items of a smart process with stages (``isStagesEnabled``)."""
+        if entity in history.BY_ENTITY:
+            return history.BY_ENTITY[entity]
+        kind = self._smart_type(entity)
+        if kind is None or not kind.enabled("isStagesEnabled"):
+            return None
+        return kind.entity_type_id, history.smart_stage_fields(entity)
+
+    def history_store(self, entity_type_id: int) -> EntityStore | None:
+        """The stage history of a type that has one (None: crm.stagehistory.list refuses it)."""
+        entity = (
+            history.STAGED[entity_type_id].entity
+            if entity_type_id in history.STAGED
+            else smart.store_name(entity_type_id)
+        )
+        staged = self.staged(entity)
+        if staged is None:
+            return None
+        if entity_type_id not in self.stage_history:
+            self.stage_history[entity_type_id] = EntityStore(
+                f"stagehistory.{entity_type_id}", history.history_fields(staged[1])
+            )
+        return self.stage_history[entity_type_id]
+
+    def stage_view(self, entity: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as its stage history sees it: a smart-process item's stage semantics are
+        its stage's in crm.status.list (``SEMANTICS``); deals and leads carry their own."""
+        if self._smart_type(entity) is None:
+            return record
+        stage = record.get("STAGE_ID")
+        semantics = next((s["SEMANTICS"] for s in self.statuses if s["STATUS_ID"] == stage), None)
+        return record | {"STAGE_SEMANTIC_ID": semantics or "P"}
 
     def record_stage(
         self, entity: str, record: dict[str, Any], before: tuple[str, str] | None, at: str
     ) -> None:
-        """Append a stage-history row when a deal or lead is created (``before`` None) or its
-        stage or pipeline changed."""
-        staged = history.BY_ENTITY.get(entity)
-        if staged is None:
+        """Append a stage-history row when a record with stage history is created (``before``
+        None) or its stage or pipeline changed."""
+        staged = self.staged(entity)
+        history_store = self.history_store(staged[0]) if staged else None
+        if staged is None or history_store is None:
             return
-        type_id, spec = staged
-        move = history.CREATED if before is None else history.move_type(spec, before, record)
+        spec = staged[1]
+        view = self.stage_view(entity, record)
+        move = history.CREATED if before is None else history.move_type(spec, before, view)
         if move is None:
             return
         if spec.stage == "STAGE_ID":
             record["MOVED_TIME"] = at
-        row = history.history_row(spec, record, move, at)
-        row["ID"] = self.stage_history[type_id].insert(row)
+        row = history.history_row(spec, view, move, at)
+        row["ID"] = history_store.insert(row)
+
+    # --- product rows (b24emu.products) ---------------------------------------------------------
+
+    def product_owner(self, owner_type: str) -> tuple[str, str] | None:
+        """(the canonical ownerType code, the store of its records) for a code whose records
+        have product rows: ``D``, ``L``, and ``T<hex>`` of a smart process that links products
+        (``isLinkWithProductsEnabled``); None for any other (crm-item-productrow-list.md)."""
+        if owner_type in OWNER_TYPES:
+            return owner_type, OWNER_TYPES[owner_type]
+        entity_type_id = smart.entity_type_of_owner(owner_type)
+        kind = self.types.get(entity_type_id) if entity_type_id is not None else None
+        if kind is None or not kind.enabled("isLinkWithProductsEnabled"):
+            return None
+        return smart.owner_type(kind.entity_type_id), smart.store_name(kind.entity_type_id)
+
+    def _owner_type_of(self, entity: str) -> str | None:
+        """The ownerType code of ``entity``'s product rows, whether or not it links products."""
+        kind = self._smart_type(entity)
+        if kind is not None:
+            return smart.owner_type(kind.entity_type_id)
+        return next((code for code, owner in OWNER_TYPES.items() if owner == entity), None)
 
     def _derive(self, entity: str, record: dict[str, Any]) -> None:
         """Fields the portal computes: stage semantics, the deprecated single-link fields."""
@@ -451,6 +511,13 @@ class Portal:
     def _smart_stores(self) -> set[str]:
         return {smart.store_name(t) for t in self.types}
 
+    def _smart_type(self, entity: str) -> smart.SmartType | None:
+        """The smart process whose items ``entity`` holds (None: not a smart process's store)."""
+        if not entity.startswith(smart.STORE_PREFIX):
+            return None
+        suffix = entity.removeprefix(smart.STORE_PREFIX)
+        return self.types.get(int(suffix)) if suffix.isdigit() else None
+
     def smart_store(self, entity_type_id: Any) -> str:
         """The store of a smart process's items; NOT_FOUND as crm.item.* answers it."""
         try:
@@ -531,6 +598,7 @@ class Portal:
             )
         del self.types[kind.entity_type_id]
         del self.stores[name]
+        self.stage_history.pop(kind.entity_type_id, None)
         self.categories = [c for c in self.categories if c["entityTypeId"] != kind.entity_type_id]
         prefix = f"DYNAMIC_{kind.entity_type_id}_STAGE_"
         self.statuses = [s for s in self.statuses if not s["ENTITY_ID"].startswith(prefix)]

@@ -1,6 +1,7 @@
 """`crm.item.productrow.*` (api-reference/crm/universal/product-rows/): one owner per `list`
-command (`=ownerType` and `=ownerId` required), records under `result.productRows`, 50 a page
-by `start` (`-1`: no count), order by `id` or `sort` only, filter by `id` and `productId` only."""
+command (`=ownerType` and `=ownerId` required: `D`, `L`, or a smart process's `T<hex>`), records
+under `result.productRows`, 50 a page by `start` (`-1`: no count), order by `id` or `sort` only,
+filter by `id` and `productId` only."""
 
 from __future__ import annotations
 
@@ -9,21 +10,41 @@ from typing import Any
 from b24emu import errors
 from b24emu.methods import Call, MethodResult, _as_dict, _as_list, _start, method
 from b24emu.portal import PAGE_SIZE
-from b24emu.products import FIELDS, FILTERABLE, OWNER_TYPES
+from b24emu.products import FIELDS, FILTERABLE, WITHOUT_ROWS
 from b24emu.query import compile_filter, split_key
 
 
-def _owner(call: Call, owner_type: Any, owner_id: Any) -> tuple[str, int]:
-    """The owner named by a call; ACCESS_DENIED when it does not exist or has no product rows
-    (crm-item-productrow-list.md)."""
-    entity = OWNER_TYPES.get(str(owner_type))
+def _owner_id(value: Any) -> int:
     try:
-        number = int(str(owner_id))
+        return int(str(value))
     except ValueError:
-        number = 0
-    if entity is None or number not in call.emulator.portal.store(entity).records:
+        return 0
+
+
+def _listed_owner(call: Call, owner_type: Any, owner_id: Any) -> tuple[str, int]:
+    """The owner a list names; ACCESS_DENIED when it does not exist or its type has no product
+    rows (crm-item-productrow-list.md)."""
+    owner = call.emulator.portal.product_owner(str(owner_type))
+    number = _owner_id(owner_id)
+    if owner is None or number not in call.emulator.portal.store(owner[1]).records:
         raise errors.RestError("ACCESS_DENIED", "Access denied", 400)
-    return str(owner_type), number
+    return owner[0], number
+
+
+def _written_owner(call: Call, owner_type: Any, owner_id: Any) -> tuple[str, str, int]:
+    """(code, store, id) of the owner a write names: ENTITY_TYPE_NOT_SUPPORTED for a type
+    without product rows, OWNER_NOT_FOUND for a missing owner (crm-item-productrow-set.md)."""
+    owner = call.emulator.portal.product_owner(str(owner_type))
+    if owner is None:
+        raise errors.RestError(
+            "ENTITY_TYPE_NOT_SUPPORTED",
+            "This type of CRM object does not support product rows",
+            400,
+        )
+    number = _owner_id(owner_id)
+    if number not in call.emulator.portal.store(owner[1]).records:
+        raise errors.RestError("OWNER_NOT_FOUND", "Owner was not found", 400)
+    return owner[0], owner[1], number
 
 
 @method("crm.item.productrow.fields")
@@ -36,7 +57,9 @@ def productrow_list(call: Call) -> MethodResult:
     flt = _as_dict(call.param("filter"))
     if "=ownerType" not in flt or "=ownerId" not in flt:
         raise errors.RestError("REQUIRED_ARG_MISSING", "Required fields: =ownerType, =ownerId", 400)
-    owner = _owner(call, flt["=ownerType"], flt["=ownerId"])
+    if str(flt["=ownerType"]) in WITHOUT_ROWS:  # contacts, companies: an empty answer
+        return MethodResult({"productRows": []}, 0 if _start(call) >= 0 else None, returned=0)
+    owner = _listed_owner(call, flt["=ownerType"], flt["=ownerId"])
     conditions: dict[str, Any] = {}
     for key, value in flt.items():
         operator, name = split_key(key)
@@ -69,9 +92,11 @@ def productrow_list(call: Call) -> MethodResult:
 @method("crm.item.productrow.set")
 def productrow_set(call: Call) -> MethodResult:
     """Replace every row of the owner; the owner counts as modified (its event fires)."""
-    owner_type, owner_id = _owner(call, call.param("ownerType"), call.param("ownerId"))
+    owner_type, entity, owner_id = _written_owner(
+        call, call.param("ownerType"), call.param("ownerId")
+    )
     given = [dict(item) for item in _as_list(call.param("productRows")) if isinstance(item, dict)]
     portal = call.emulator.portal
     rows = portal.product_rows.replace(owner_type, owner_id, given)
-    portal.update(OWNER_TYPES[owner_type], owner_id, {}, user_id=call.user_id)
+    portal.update(entity, owner_id, {}, user_id=call.user_id)
     return MethodResult({"productRows": rows})

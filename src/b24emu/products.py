@@ -1,6 +1,6 @@
-"""Product rows of deals and leads (api-reference/crm/universal/product-rows/*): camelCase
-fields, numbers as JSON numbers, kept per owner so that reading one owner's rows costs nothing
-but the rows."""
+"""Product rows of deals, leads and smart processes (api-reference/crm/universal/product-rows/*):
+camelCase fields, numbers as JSON numbers, kept per owner so that reading one owner's rows costs
+nothing but the rows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from typing import Any
 
 from b24emu.fields import FieldDef
 
-# ownerType short codes (crm data-types.md, object_type) -> the entity
+# ownerType short codes (crm data-types.md, object_type) -> the entity; a smart process's is
+# T<hex> (b24emu.smart.owner_type), when the type links products
 OWNER_TYPES = {"D": "deal", "L": "lead"}
+# contacts and companies have none: the list answers empty (product-rows/index.md)
+WITHOUT_ROWS = ("C", "CO")
 
 # crm.item.productrow.fields (crm-item-productrow-fields.md): name, type, title, read-only
 _SPEC = [

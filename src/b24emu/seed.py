@@ -81,7 +81,12 @@ SMART_PROCESSES = [
     DemoSmartProcess(
         1032,
         "Договоры",
-        {"isCategoriesEnabled": "Y", "isStagesEnabled": "Y", "isClientEnabled": "Y"},
+        {
+            "isCategoriesEnabled": "Y",
+            "isStagesEnabled": "Y",
+            "isClientEnabled": "Y",
+            "isLinkWithProductsEnabled": "Y",
+        },
         [
             (
                 "Договоры продажи",
@@ -176,9 +181,9 @@ def _enum_ids(portal: Portal, entity: str, name: str) -> list[str]:
 
 
 def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[str, int]:
-    """Add ``counts`` records per entity (companies first, so that links point somewhere), and
-    what hangs off them: stage history, activities, product rows; ``item``: that many items of
-    each demo smart process (created when missing)."""
+    """Add ``counts`` records per entity (companies first, so that links point somewhere);
+    ``item``: that many items of each demo smart process (created when missing); then what
+    hangs off them: stage history, activities, product rows."""
     ensure_user_fields(portal)
     data = DemoData(seed)
     created: dict[str, int] = {}
@@ -214,9 +219,9 @@ def seed_portal(portal: Portal, counts: dict[str, int], seed: int = 1) -> dict[s
             maker(portal, data, record)
             new_ids.setdefault(entity, []).append(store.insert(record))
         created[entity] = number
-    seed_related(portal, new_ids, seed)
     if int(counts.get("item", 0)):
-        created["item"] = _seed_items(portal, int(counts["item"]), seed)
+        created["item"] = _seed_items(portal, int(counts["item"]), seed, new_ids)
+    seed_related(portal, new_ids, seed)
     return created
 
 
@@ -237,9 +242,10 @@ def ensure_smart_processes(portal: Portal) -> None:
             )
 
 
-def _seed_items(portal: Portal, number: int, seed: int) -> int:
+def _seed_items(portal: Portal, number: int, seed: int, new_ids: dict[str, list[int]]) -> int:
     """``number`` items of each demo smart process, from a generator of their own (the other
-    records stay as they were before smart processes were seeded)."""
+    records stay as they were before smart processes were seeded); their IDs go to
+    ``new_ids`` under each process's store."""
     ensure_smart_processes(portal)
     rng = random.Random(seed + 2_000_003)
     base = datetime(2024, 1, 1, 9, 0, tzinfo=PORTAL_TZ)
@@ -278,7 +284,7 @@ def _seed_items(portal: Portal, number: int, seed: int) -> int:
             for name, definition in store.fields.items():
                 if name.startswith("UF_"):
                     record[name] = _user_field_value(rng, definition, created_at, n)
-            store.insert(record)
+            new_ids.setdefault(store.name, []).append(store.insert(record))
     return number
 
 

@@ -1,6 +1,7 @@
-"""Demo data that hangs off the seeded records: each deal's and lead's way through its stages
-(stage history ending at the stage the record is in), activities bound to deals, contacts,
-companies and leads, and product rows of some deals and leads.
+"""Demo data that hangs off the seeded records: each deal's, lead's and smart-process item's way
+through its stages (stage history ending at the stage the record is in), activities bound to
+deals, contacts, companies and leads, and product rows of some deals, leads and items (of the
+smart processes that link products).
 
 One generator of its own, seeded from the portal's seed and walking the new records in ID
 order: the same seed gives the same portal, and the records themselves stay what they were.
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from b24emu import history, references
+from b24emu import history, references, smart
 from b24emu.fields import MULTIFIELDS
 from b24emu.portal import Portal
 
@@ -42,6 +43,7 @@ ACTIVITY_OWNERS: dict[str, tuple[int, tuple[int, ...]]] = {
     "company": (4, (0, 0, 1)),
 }
 PRODUCT_SHARE = {"D": ("deal", 0.6), "L": ("lead", 0.2)}
+SMART_PRODUCT_SHARE = 0.5  # of the items of a smart process that links products
 
 
 def seed_related(portal: Portal, new_ids: Mapping[str, Sequence[int]], seed: int) -> None:
@@ -58,19 +60,48 @@ def seed_related(portal: Portal, new_ids: Mapping[str, Sequence[int]], seed: int
         for record_id in new_ids.get(entity, ()):
             if rng.random() < share:
                 portal.product_rows.replace(owner_type, record_id, _basket(rng))
+    # a generator of their own: the deals' and leads' related data stay what they were
+    _seed_smart_related(portal, new_ids, random.Random(seed + 3_000_017))
+
+
+def _seed_smart_related(
+    portal: Portal, new_ids: Mapping[str, Sequence[int]], rng: random.Random
+) -> None:
+    """Each new item of a smart process: its way through the stages when the type has stages,
+    and product rows for a share of them when it links products."""
+    for kind in portal.types.values():
+        entity = smart.store_name(kind.entity_type_id)
+        staged = portal.staged(entity)
+        owner = portal.product_owner(smart.owner_type(kind.entity_type_id))
+        for record_id in new_ids.get(entity, ()):
+            if staged is not None:
+                record = portal.store(entity).records[record_id]
+                _stage_path(portal, rng, *staged, record)
+            if owner is not None and rng.random() < SMART_PRODUCT_SHARE:
+                portal.product_rows.replace(owner[0], record_id, _basket(rng))
+
+
+def _stage_values(
+    portal: Portal, type_id: int, spec: history.StageFields, record: dict[str, Any]
+) -> list[tuple[str, str | None]]:
+    """(stage, semantics) of the stages of the record's pipeline, in their order."""
+    if spec.category is None:
+        return references.status_values("STATUS")
+    category = str(record.get(spec.category) or "0")
+    if type_id in history.STAGED:
+        return references.status_values(
+            "DEAL_STAGE" if category == "0" else f"DEAL_STAGE_{category}"
+        )
+    return [(s["STATUS_ID"], s["SEMANTICS"]) for s in portal.stages_of(type_id, int(category))]
 
 
 def _path(
-    spec: history.StageFields, record: dict[str, Any], rng: random.Random
+    values: list[tuple[str, str | None]],
+    spec: history.StageFields,
+    record: dict[str, Any],
+    rng: random.Random,
 ) -> list[tuple[str, str | None]]:
     """(stage, semantics) of the stages a record went through to reach its current one."""
-    if spec.category is None:
-        values = references.status_values("STATUS")
-    else:
-        category = str(record.get(spec.category) or "0")
-        values = references.status_values(
-            "DEAL_STAGE" if category == "0" else f"DEAL_STAGE_{category}"
-        )
     working = [value for value in values if value[1] is None]
     current = str(record.get(spec.stage))
     stages = [stage for stage, _ in working]
@@ -87,15 +118,19 @@ def _stage_path(
     spec: history.StageFields,
     record: dict[str, Any],
 ) -> None:
-    created = datetime.fromisoformat(record["DATE_CREATE"])
-    modified = datetime.fromisoformat(record["DATE_MODIFY"])
-    stages = _path(spec, record, rng)
+    audit = portal.store(spec.entity).audit
+    created = datetime.fromisoformat(record[audit.created_at])
+    modified = datetime.fromisoformat(record[audit.modified_at])
+    view = portal.stage_view(spec.entity, record)
+    stages = _path(_stage_values(portal, type_id, spec, record), spec, view, rng)
     span = max(1, int((modified - created).total_seconds()))
     later = sorted(created + timedelta(seconds=rng.randint(1, span)) for _ in stages[1:])
     moments = [created, *later]
-    store = portal.stage_history[type_id]
+    store = portal.history_store(type_id)
+    if store is None:
+        raise ValueError(f"entity type {type_id} has no stage history")
     for n, ((stage, semantics), moment) in enumerate(zip(stages, moments, strict=True)):
-        step = record | {spec.stage: stage, spec.semantic: semantics or "P"}
+        step = view | {spec.stage: stage, spec.semantic: semantics or "P"}
         kind = history.CREATED if n == 0 else history.FINAL if semantics else history.INTERMEDIATE
         row = history.history_row(spec, step, kind, moment.isoformat())
         row["ID"] = store.insert(row)

@@ -94,6 +94,11 @@ class SmartType:
     updated_time: str
     created_by: int = 1
 
+    def enabled(self, flag: str) -> bool:
+        """Whether a Y/N setting (crm-type-add.md) is on: ``isStagesEnabled``,
+        ``isLinkWithProductsEnabled``..."""
+        return self.flags.get(flag) == "Y"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -137,6 +142,22 @@ def standard_fields(entity_type_id: int, default_category: int) -> dict[str, Fie
     for name in STAGE_FIELDS:
         fields[name]["statusType"] = stage_entity_id(entity_type_id, default_category)
     return fields
+
+
+def owner_type(entity_type_id: int) -> str:
+    """The ownerType code of a smart process's product rows: ``T`` and the entityTypeId in
+    lower-case hexadecimal, ``T80`` for 128 (crm/data-types.md, object_type)."""
+    return f"T{entity_type_id:x}"
+
+
+def entity_type_of_owner(code: str) -> int | None:
+    """The entityTypeId an ownerType code ``T<hex>`` names (None: not a smart process's)."""
+    if len(code) < 2 or code[0] != "T":
+        return None
+    try:
+        return int(code[1:], 16)
+    except ValueError:
+        return None
 
 
 def entity_type_id_allowed(value: int) -> bool:

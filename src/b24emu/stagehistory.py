@@ -1,6 +1,6 @@
 """`crm.stagehistory.list` (api-reference/crm/crm-stage-history-list.md): records under
 `result.items`, standard `start` paging (`-1`: no count), `order` / `filter` / `select` by the
-history's own upper-case field names."""
+history's own upper-case field names; `entityTypeId` 1, 2 or a smart process's (with stages)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from b24emu.methods import Call, MethodResult, _as_dict, _as_list, _start, metho
 def stage_history_list(call: Call) -> MethodResult:
     raw_type = call.param("entityTypeId")
     try:
-        store = call.emulator.portal.stage_history[int(raw_type)]
-    except (KeyError, TypeError, ValueError):
+        store = call.emulator.portal.history_store(int(raw_type))
+    except (TypeError, ValueError):
+        store = None
+    if store is None:  # not 1, 2, nor a smart process with stages
         raise errors.RestError(
             "ENTITY_TYPE_NOT_SUPPORTED", f"Entity type {raw_type} is not supported", 400
-        ) from None
+        )
     flt = _as_dict(call.param("filter"))
     for key in flt:
         name = key.lstrip("=!<>@%")

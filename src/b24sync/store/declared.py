@@ -35,9 +35,7 @@ def table_statements(stream: Stream) -> list[sql.Composed]:
             sql.SQL(", ").join(columns),
             sql.SQL(", ").join(ident(k) for k in stream.key),
         ),
-        sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            target, sql.Literal(f"Bitrix24 {stream.title} ({stream.list_method}), by b24sync")
-        ),
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(target, sql.Literal(stream.table_comment)),
     ]
 
 

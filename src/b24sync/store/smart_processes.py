@@ -10,8 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from b24sync.streams import SmartProcess
-from b24sync.streams.registry import item_stream_name
+from b24sync.streams import SmartProcess, smart_process_streams
 
 
 async def record_discovered(
@@ -36,21 +35,24 @@ async def record_discovered(
         return [int(row[0]) for row in await cur.fetchall()]
 
 
+_PROCESS = (
+    "SELECT entity_type_id, title, gone_at, definition->>'isStagesEnabled', "
+    "definition->>'isLinkWithProductsEnabled' FROM b24sync.smart_processes"
+)
+
+
+def _process(row: tuple[Any, ...]) -> SmartProcess:
+    # crm.type.list answers its settings as "Y" / "N" (crm-type-list.md)
+    return SmartProcess(int(row[0]), str(row[1]), row[2] is not None, row[3] == "Y", row[4] == "Y")
+
+
 async def read_all(conn: AsyncConnection[Any]) -> list[SmartProcess]:
-    rows = await (
-        await conn.execute(
-            "SELECT entity_type_id, title, gone_at IS NOT NULL FROM b24sync.smart_processes "
-            "ORDER BY entity_type_id"
-        )
-    ).fetchall()
-    return [SmartProcess(int(r[0]), str(r[1]), bool(r[2])) for r in rows]
+    rows = await (await conn.execute(_PROCESS + " ORDER BY entity_type_id")).fetchall()
+    return [_process(row) for row in rows]
 
 
 async def gone_since(conn: AsyncConnection[Any]) -> dict[str, datetime]:
-    """When each smart process the portal no longer has went missing, by stream name."""
-    rows = await (
-        await conn.execute(
-            "SELECT entity_type_id, gone_at FROM b24sync.smart_processes WHERE gone_at IS NOT NULL"
-        )
-    ).fetchall()
-    return {item_stream_name(int(r[0])): r[1] for r in rows}
+    """When each smart process the portal no longer has went missing, by the name of each of
+    its streams."""
+    rows = await (await conn.execute(_PROCESS + " WHERE gone_at IS NOT NULL")).fetchall()
+    return {stream.name: row[2] for row in rows for stream in smart_process_streams(_process(row))}

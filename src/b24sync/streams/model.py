@@ -37,11 +37,15 @@ class Column:
 @dataclass(frozen=True)
 class SmartProcess:
     """A smart process (crm.type.list) as the service last saw it; ``gone``: the portal no
-    longer has it, and its table is kept as it was."""
+    longer has it, and its tables are kept as they were. ``has_stages`` (``isStagesEnabled``)
+    gives it a stage history, ``links_products`` (``isLinkWithProductsEnabled``) product rows
+    (crm/data-types.md, type)."""
 
     entity_type_id: int
     title: str
     gone: bool = False
+    has_stages: bool = False
+    links_products: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Stream:
     gone: bool = False  # a smart process the portal no longer has: table kept, nothing synced
     owner_filter: Mapping[str, Any] = field(default_factory=dict)
     owner_key: str | None = None  # the filter key naming one parent (per-parent children)
+    table_title: str = ""  # what the table's comment calls its rows, when the title says less
 
     @property
     def title(self) -> str:
@@ -90,6 +95,11 @@ class Stream:
                 f"smart process «{self.title}» (crm.item.list, entityTypeId {self.entity_type_id})"
             )
         return self.name
+
+    @property
+    def table_comment(self) -> str:
+        """The comment of a declared table (reference, log, child)."""
+        return f"Bitrix24 {self.table_title or self.title} ({self.list_method}), by b24sync"
 
     @property
     def synced_like_objects(self) -> bool:

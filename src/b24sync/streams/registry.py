@@ -1,15 +1,17 @@
-"""The declarations, and the registry that adds one stream per smart process the portal has.
+"""The declarations, and the registry that adds the streams of each smart process the portal has.
 
 Adding a stream of an existing kind is one entry here (plus its b24emu methods and tests). Smart
 processes are not declared: :meth:`StreamRegistry.use_smart_processes` turns what
 ``crm.type.list`` answered (kept in the service table by :mod:`b24sync.sync.discovery`) into
-item streams, so every process (API, worker, CLI) sees the same ones.
+item streams, stage history and product rows (:func:`smart_process_streams`), so every process
+(API, worker, CLI) sees the same ones.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from b24sync.errors import UnknownEntity
@@ -20,8 +22,15 @@ ACTIONS = ("ADD", "UPDATE", "DELETE")
 # whose (api-reference/crm/universal/events/index.md).
 ITEM_EVENT_PREFIX = "ONCRMDYNAMICITEM"
 ITEM_EVENTS = tuple(f"{ITEM_EVENT_PREFIX}{action}" for action in ACTIONS)
-ITEM_NAME_PATTERN = "^item_[0-9]{1,9}$"
+STAGE_HISTORY_SUFFIX = "_stage_history"
+PRODUCT_ROWS_SUFFIX = "_productrow"
+# a smart process's streams: its items, its stage history, its product rows
+ITEM_NAME_PATTERN = f"^item_[0-9]{{1,9}}({STAGE_HISTORY_SUFFIX}|{PRODUCT_ROWS_SUFFIX})?$"
 _ITEM_NAME = re.compile(ITEM_NAME_PATTERN)
+# one table for the stage history of every type; its comment must not depend on which came last
+STAGE_HISTORY_TABLE = (
+    "stage history of deals (entity_type_id 2), leads (1) and smart processes (their entityTypeId)"
+)
 
 
 def _object(
@@ -66,6 +75,41 @@ def item_stream(process: SmartProcess) -> Stream:
     )
 
 
+def smart_process_streams(process: SmartProcess) -> list[Stream]:
+    """A smart process's streams: its items; its stage history when it has stages; its product
+    rows when it links products (``T`` + its entityTypeId in lower-case hex, crm/data-types.md,
+    object_type). A type the portal no longer has keeps them all, marked gone."""
+    items = item_stream(process)
+    entity_type_id, title = process.entity_type_id, process.title
+    streams = [items]
+    if process.has_stages:
+        streams.append(
+            stage_history(
+                items.name,
+                entity_type_id,
+                f"«{title}»: stage history",
+                f"«{title}»: история стадий",
+            )
+        )
+    if process.links_products:
+        owner_type = f"T{entity_type_id:x}"
+        streams.append(
+            product_rows(
+                items.name,
+                owner_type,
+                f"«{title}»: product rows",
+                f"«{title}»: товары",
+                owner="item",
+                cursor=items.cursor,
+                table_title=(
+                    f"product rows of smart process «{title}» (entityTypeId {entity_type_id}, "
+                    f"ownerType {owner_type})"
+                ),
+            )
+        )
+    return [replace(stream, gone=process.gone) for stream in streams]
+
+
 def stage_history(
     owner: str, entity_type_id: int, en: str, ru: str, *, lead_like: bool = False
 ) -> Stream:
@@ -77,8 +121,9 @@ def stage_history(
         ("STATUS_ID", "STATUS_SEMANTIC_ID") if lead_like else ("STAGE_ID", "STAGE_SEMANTIC_ID")
     )
     return Stream(
-        name=f"{owner}_stage_history",
+        name=f"{owner}{STAGE_HISTORY_SUFFIX}",
         table="crm_stage_history",
+        table_title=STAGE_HISTORY_TABLE,
         kind=Kind.LOG,
         titles={"en": en, "ru": ru},
         list_method="crm.stagehistory.list",
@@ -108,23 +153,36 @@ def stage_history(
     )
 
 
-def _product_rows(parent: str, owner_type: str, en: str, ru: str) -> Stream:
+def product_rows(
+    parent: str,
+    owner_type: str,
+    en: str,
+    ru: str,
+    *,
+    owner: str = "",
+    cursor: str = "DATE_MODIFY",
+    table_title: str = "",
+) -> Stream:
     """The product rows of each ``parent`` (``crm.item.productrow.list``): the method takes one
     owner per command (``=ownerType``, ``=ownerId``, crm-item-productrow-list.md), so a batch
-    call carries 50 parents; the parents to read come from the parent's own list."""
+    call carries 50 parents; the parents to read come from the parent's own list, those changed
+    since the ``cursor`` (the parent's) for an incremental run. ``owner``: what the parent's ID
+    column is named after (the parent's name)."""
     return Stream(
-        name=f"{parent}_productrow",
-        table=f"crm_{parent}_productrow",
+        name=f"{parent}{PRODUCT_ROWS_SUFFIX}",
+        table=f"crm_{parent}{PRODUCT_ROWS_SUFFIX}",
+        table_title=table_title,
         kind=Kind.CHILD,
         titles={"en": en, "ru": ru},
         list_method="crm.item.productrow.list",
         id_field="id",
+        cursor_field=cursor,
         records_at="productRows",
         parent=parent,
         owner_filter={"=ownerType": owner_type},
         owner_key="=ownerId",
         columns=(
-            Column("ownerId", "integer", f"{parent}_id"),
+            Column("ownerId", "integer", f"{owner or parent}_id"),
             Column("id", "integer"),
             Column("productId", "integer", "product_id"),
             Column("productName", "string", "product_name"),
@@ -147,7 +205,7 @@ def _product_rows(parent: str, owner_type: str, en: str, ru: str) -> Stream:
             Column("storeId", "integer", "store_id"),
             Column("xmlId", "string", "xml_id"),
         ),
-        key=(f"{parent}_id", "id"),
+        key=(f"{owner or parent}_id", "id"),
     )
 
 
@@ -298,8 +356,8 @@ _STREAMS = (
     _link("contact_company", "contact", "company", 3, "Contact companies", "Компании контактов"),
     stage_history("deal", 2, "Deal stage history", "История стадий сделок"),
     stage_history("lead", 1, "Lead status history", "История статусов лидов", lead_like=True),
-    _product_rows("deal", "D", "Deal product rows", "Товары сделок"),
-    _product_rows("lead", "L", "Lead product rows", "Товары лидов"),
+    product_rows("deal", "D", "Deal product rows", "Товары сделок"),
+    product_rows("lead", "L", "Lead product rows", "Товары лидов"),
 )
 
 
@@ -320,9 +378,12 @@ class StreamRegistry(Mapping[str, Stream]):
         return len(self._streams)
 
     def use_smart_processes(self, processes: Iterable[SmartProcess]) -> None:
-        """Replace the item streams with one per smart process (gone ones stay, marked)."""
+        """Replace the smart processes' streams with those of these (gone ones stay, marked):
+        each process's items, then what hangs off them."""
         ordered = sorted(processes, key=lambda p: p.entity_type_id)
-        self._streams = self._declared | {s.name: s for s in map(item_stream, ordered)}
+        self._streams = self._declared | {
+            s.name: s for process in ordered for s in smart_process_streams(process)
+        }
 
     def named(self, name: str) -> Stream:
         try:
@@ -368,12 +429,15 @@ def children_of(parent: Stream) -> list[Stream]:
 
 
 def stream_or_item(name: str) -> Stream:
-    """:func:`stream_named`, also for ``item_<entityTypeId>`` when this process has not loaded
-    the smart processes: a run loads the stored ones and takes the title (and more) from there."""
-    found = _ITEM_NAME.fullmatch(name.strip().lower())
-    if name.strip().lower() in STREAMS or found is None:
+    """:func:`stream_named`, also for a smart process's stream (``item_<entityTypeId>``, its
+    ``_stage_history``, its ``_productrow``) when this process has not loaded the smart
+    processes: a run loads the stored ones and takes the title (and more) from there."""
+    wanted = name.strip().lower()
+    if wanted in STREAMS or _ITEM_NAME.fullmatch(wanted) is None:
         return stream_named(name)
-    return item_stream(SmartProcess(int(name.strip().lower().removeprefix("item_")), name))
+    number = wanted.removeprefix("item_").split("_")[0]
+    process = SmartProcess(int(number), name, has_stages=True, links_products=True)
+    return next(s for s in smart_process_streams(process) if s.name == wanted)
 
 
 def is_stream_name(name: str) -> bool:
