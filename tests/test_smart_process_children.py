@@ -389,6 +389,9 @@ async def test_a_deleted_type_keeps_its_tables_and_the_overview_groups_by_kind(
         for name in ("item_1032", "item_1032_stage_history", "item_1032_productrow"):
             assert (await engine.full(STREAMS[name])).status == "success", name
         history = len(emu.portal.stage_history[CONTRACTS].records)
+        before = (await stack.api.get("/api/v1/sync/status")).json()["entities"]
+        (cost,) = [r["full_sync_calls"] for r in before if r["entity"] == "item_1032_productrow"]
+        assert cost == predicted_full_calls(120)  # what the dashboard shows before the button
         for item_id in list(emu.portal.store("dynamic_1032").records):
             emu.portal.delete("dynamic_1032", item_id)
         await stack.portal.call("crm.type.delete", {"id": 1})

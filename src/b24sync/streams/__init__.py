@@ -4,6 +4,7 @@ The engine, the loader, the API, the CLI, the scheduler, the event router and th
 this registry; nothing else lists datasets by name.
 """
 
+from b24sync.streams.kinds import smart_process_streams
 from b24sync.streams.model import Column, Kind, SmartProcess, Stream
 from b24sync.streams.registry import (
     EVENT_NAMES,
@@ -13,7 +14,6 @@ from b24sync.streams.registry import (
     children_of,
     event_target,
     is_stream_name,
-    smart_process_streams,
     stream_named,
     stream_or_item,
     streams_of,
