@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncRawCursor, sql
+from psycopg.types.array import ListBinaryDumper
 from psycopg.types.json import Jsonb
 
 from b24sync.schema.identifiers import ident
 from b24sync.schema.planner import ColumnSpec, Plan
-from b24sync.schema.types import CAN_BE_UNFIT, json_text, sql_cast, sql_present
+from b24sync.schema.types import CAN_BE_UNFIT, json_bytes, sql_cast, sql_present
 
 DATA_SCHEMA = "bitrix24"
 
@@ -92,7 +93,6 @@ class Written:
     unfit: int  # values that did not fit their column: NULL there, kept in `_raw`
 
 
-STAGING = "_b24sync_raw_page"
 # Names of the page query's columns: the value's text, and its typed form.
 _TEXT, _TYPED = "t{}", "c{}"
 
@@ -107,13 +107,13 @@ def validity_function(conn: AsyncConnection[Any]) -> sql.Composable:
 
 
 def _page_query(table: str, columns: Sequence[ColumnSpec], valid: sql.Composable) -> sql.Composed:
-    """One statement: the staged records' values cast into the typed columns, upserted, and
-    the count of written rows and of unfit values.
+    """One statement: the page's records ($1 their IDs, $2 their JSON) cast into the typed
+    columns, upserted, and the count of written rows and of unfit values.
 
-    Levels, each kept apart by ``OFFSET 0`` so PostgreSQL evaluates it once a row: ``raw`` holds
-    a detoasted copy of each record (every ``->>`` on a stored, compressed jsonb would
-    decompress the whole record again, a hundred times a row); ``page`` takes each field's
-    text once; ``typed`` casts it (types.sql_cast, the type map's own expressions).
+    Levels, each kept apart by ``OFFSET 0`` so PostgreSQL evaluates it once a row: ``parsed``
+    reads each record's JSON once (inlined, every ``->>`` would parse it again); ``page`` takes
+    each field's text once; ``converted`` casts it (types.sql_cast, the type map's own expressions);
+    ``typed`` keeps what the insert and the count need (not the texts) for both to read.
     """
     fields = [sql.Literal(c.field_name) for c in columns]
     value = [sql.SQL("r -> {}").format(f) for f in fields]
@@ -132,14 +132,16 @@ def _page_query(table: str, columns: Sequence[ColumnSpec], valid: sql.Composable
         return sql.SQL("").join(sql.SQL(", ") + part for part in parts)
 
     return sql.SQL(
-        "WITH typed AS MATERIALIZED (SELECT page.*{casts} FROM ("
-        "SELECT id, r{texts} FROM (SELECT id, _raw || '{{}}' AS r FROM {staging} OFFSET 0) raw "
-        "OFFSET 0) page), "
+        "WITH typed AS MATERIALIZED (SELECT id, r{typed}, {unfit} AS unfit FROM ("
+        "SELECT page.*{casts} FROM ("
+        "SELECT id, r{texts} FROM (SELECT id, convert_from(raw, 'UTF8')::jsonb AS r "
+        "FROM unnest($1::bigint[], $2::bytea[]) AS staged (id, raw) OFFSET 0) parsed "
+        "OFFSET 0) page OFFSET 0) converted), "
         "written AS (INSERT INTO {target} AS t (id, _raw, _synced_at{names}) "
-        "SELECT DISTINCT ON (id) id, r, now(){typed} FROM typed ORDER BY id "
+        "SELECT id, r, now(){typed} FROM typed "
         "ON CONFLICT (id) DO UPDATE SET {updates}, _deleted_at = NULL "
         "WHERE t._raw IS DISTINCT FROM EXCLUDED._raw OR t._deleted_at IS NOT NULL RETURNING 1) "
-        "SELECT (SELECT count(*) FROM written), (SELECT coalesce(sum({unfit}), 0) FROM typed)"
+        "SELECT (SELECT count(*) FROM written), (SELECT coalesce(sum(unfit), 0) FROM typed)"
     ).format(
         casts=each(
             [
@@ -150,7 +152,6 @@ def _page_query(table: str, columns: Sequence[ColumnSpec], valid: sql.Composable
         texts=each(
             [sql.SQL("r ->> {} AS {}").format(fields[i], text[i]) for i in range(len(columns))]
         ),
-        staging=ident(STAGING),
         target=ident(DATA_SCHEMA, table),
         names=each(names),
         typed=each(typed),
@@ -169,29 +170,26 @@ async def upsert(
     records: Sequence[dict[str, Any]],
     id_field: str = "ID",
 ) -> Written:
-    """COPY the records as they came (id, ``_raw``) into a staging table, then cast them into
-    the typed columns in one INSERT .. SELECT .. ON CONFLICT; unchanged `_raw` is skipped.
+    """Send the records as they came (id, JSON) in one INSERT .. SELECT .. ON CONFLICT that
+    casts them into the typed columns; unchanged `_raw` is skipped. A record read twice in one
+    page is written once, as last read.
 
     PostgreSQL converts, so Python only serialises each record once. Runs inside the caller's
     transaction, so the checkpoint commits with the data.
     """
     if not records:
         return Written(0, 0)
-    async with conn.cursor() as cur:
-        await cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (id bigint, _raw jsonb) ON COMMIT DELETE ROWS"
-            ).format(ident(STAGING))
-        )
-        async with cur.copy(
-            sql.SQL("COPY {} (id, _raw) FROM STDIN").format(ident(STAGING))
-        ) as copy:
-            for record in records:
-                await copy.write_row((int(record[id_field]), json_text(record)))
+    latest = {int(record[id_field]): record for record in records}
+    ids = sorted(latest)
+    # $n parameters, sent as they are: the query's literals (field names) may hold a `%`
+    async with AsyncRawCursor(conn) as cur:
+        cur.adapters.register_dumper(list, ListBinaryDumper)  # arrays in binary: no escaping
         await cur.execute("SET LOCAL work_mem = '64MB'")  # a page's typed rows stay in memory
-        await cur.execute(_page_query(table, columns, validity_function(conn)))
+        await cur.execute(
+            _page_query(table, columns, validity_function(conn)),
+            [ids, [json_bytes(latest[i]) for i in ids]],
+        )
         row = await cur.fetchone()
-        await cur.execute(sql.SQL("TRUNCATE {}").format(ident(STAGING)))
     assert row is not None
     return Written(int(row[0]), int(row[1]))
 
