@@ -1,15 +1,18 @@
 """Event-to-row latency: portal edits -> outbound webhook -> `b24sync serve` -> PostgreSQL row.
 
 b24emu runs in its own process with the portal's limits on (2 req/s, burst 50); `b24sync serve`
-in another, on an embedded PostgreSQL. After a first full sync of the deals, people "edit" deals
+in another, on an embedded PostgreSQL, with every other stream off (``--children``: the deal's
+contacts and product rows on too). After a first full sync, people "edit" deals
 in the portal's UI (the emulator's control API: no REST spent) at --rate edits per second,
 each a different deal; the portal POSTs an ONCRMDEALUPDATE per edit to the service
 (``--stream item_1032``: the items of a demo smart process, ONCRMDYNAMICITEMUPDATE). Latency of
 one edit = the row's `_synced_at` (set when the fetched record is written) - the edit's time.
-Prints p50/p95/max, the API calls the service spent applying the events, and the share of the
-portal's request budget that used.
+Prints p50/p95/max, the API calls the service spent applying the events, the share of the
+portal's request budget that used, and how long a by-ids run took and how far apart they began
+(at EVENTS_BUDGET_SHARE 0.5 of 2 req/s, a call a second: an event waits up to that second).
 
     .venv/bin/python bench/event_latency.py --rate 100 --seconds 20
+    .venv/bin/python bench/event_latency.py --rate 20 --seconds 10 --children
     .venv/bin/python bench/event_latency.py --rate 100 --seconds 20 --stream item_1032
 """
 
@@ -25,20 +28,32 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psycopg
 from psycopg import sql
 
+from b24emu.seed import SMART_PROCESSES
 from b24emu.server import free_port
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
+from b24sync.streams import STREAMS, children_of
+from b24sync.streams.registry import item_stream_name
 from emulator_process import emulator_process
 
 API_KEY = secrets.token_urlsafe(24)
 APPLICATION_TOKEN = secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class Plan:
+    rate: float
+    burst: int
+
+
+PLANS = {"standard": Plan(2, 50), "enterprise": Plan(5, 250)}  # limits.md
 SMART_PROCESS_ITEMS = 5000  # of each demo smart process, when a smart process is measured
 
 
@@ -51,6 +66,12 @@ class Target:
     table: str
     event: str
 
+    @property
+    def children(self) -> list[str]:
+        """Its child streams (links, product rows), as declared."""
+        known = STREAMS.get(self.stream)
+        return [child.name for child in children_of(known)] if known else []
+
     @classmethod
     def of(cls, stream: str) -> Target:
         if stream.startswith("item_"):  # a demo smart process, e.g. item_1032
@@ -61,13 +82,17 @@ class Target:
         return cls(stream, stream, f"crm_{stream}", f"ONCRM{stream.upper()}UPDATE")
 
 
-def start_service(db_url: str, webhook: str, data_dir: Path, port: int) -> subprocess.Popen[str]:
+def start_service(
+    db_url: str, webhook: str, data_dir: Path, port: int, plan: Plan
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
         "BITRIX_WEBHOOK_URL": webhook,
         "API_KEYS": API_KEY,
         "BITRIX_APPLICATION_TOKEN": APPLICATION_TOKEN,
+        "BITRIX_RATE": str(plan.rate),
+        "BITRIX_BURST": str(plan.burst),
         "B24SYNC_DATA_DIR": str(data_dir),
         "SYNC_DEFAULT_INTERVAL_MINUTES": "1440",
     }
@@ -90,11 +115,20 @@ def start_service(db_url: str, webhook: str, data_dir: Path, port: int) -> subpr
     raise SystemExit("the service did not become healthy")
 
 
-def first_full_sync(api: httpx.Client, stream: str) -> None:
-    others = [name for name in api.get("/api/v1/sync/config").json() if name != stream]
-    api.put(
-        "/api/v1/sync/config", json={name: {"enabled": False} for name in others}
-    ).raise_for_status()
+def only_these_streams(db_url: str, streams: list[str]) -> None:
+    """Every other stream switched off before the service starts: a sync of something else
+    (the first scheduler tick queues every stream never synced, product rows included: a call
+    per 50 deals) would spend the request budget the events are measured against."""
+    demo = [item_stream_name(p.entity_type_id) for p in SMART_PROCESSES]
+    others = [name for name in [*STREAMS, *demo] if name not in streams]
+    with psycopg.connect(db_url) as conn:
+        for name in others:
+            conn.execute(
+                "INSERT INTO b24sync.sync_config (entity, enabled) VALUES (%s, false)", (name,)
+            )
+
+
+def full_sync(api: httpx.Client, stream: str) -> None:
     started = api.post(f"/api/v1/sync/start/{stream}", json={"sync_type": "full"})
     if started.status_code == 409:  # the scheduler's first tick queued it already
         runs = api.get("/api/v1/sync/runs", params={"entity": stream}).json()["runs"]
@@ -145,14 +179,26 @@ def synced_times(db_url: str, table: str, count: int) -> dict[int, datetime]:
     return {int(r[0]): r[1] for r in rows}
 
 
-def by_ids_calls(db_url: str) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Applied:
+    runs: int
+    calls: int
+    seconds_per_run: float  # a by-ids run's own time: claim, fetch, load
+    seconds_between: float  # from one run's start to the next: the pace, or the run itself
+
+
+def by_ids_runs(db_url: str, since: datetime | None = None) -> Applied:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
-            "SELECT count(*), coalesce(sum(api_calls), 0) FROM b24sync.sync_runs "
-            "WHERE sync_type = 'by_ids'"
+            "SELECT count(*), coalesce(sum(api_calls), 0), "
+            "coalesce(avg(extract(epoch FROM finished_at - started_at)), 0), "
+            "coalesce(extract(epoch FROM max(started_at) - min(started_at)) "
+            "/ nullif(count(*) - 1, 0), 0) "
+            "FROM b24sync.sync_runs WHERE sync_type = 'by_ids' AND started_at >= %s",
+            (since or datetime.fromtimestamp(0, UTC),),
         ).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1])
+    return Applied(int(row[0]), int(row[1]), float(row[2]), float(row[3]))
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -171,7 +217,20 @@ def main() -> None:
     parser.add_argument(
         "--stream", default="deal", help="deal, or a demo smart process: item_1032, item_1036"
     )
+    parser.add_argument(
+        "--children",
+        action="store_true",
+        help="keep the stream's children on (a deal's contacts and product rows): they ride "
+        "in the same calls as the records",
+    )
+    parser.add_argument(
+        "--plan",
+        choices=list(PLANS),
+        default="standard",
+        help="the portal's request limit: standard 2 req/s (burst 50), enterprise 5 (250)",
+    )
     args = parser.parse_args()
+    plan = PLANS[args.plan]
     target = Target.of(args.stream)
     count = int(args.rate * args.seconds)
     records = args.deals if target.stream == "deal" else SMART_PROCESS_ITEMS
@@ -183,6 +242,8 @@ def main() -> None:
         emulator_process(
             deals=args.deals,
             latency_ms=args.latency_ms,
+            rate=plan.rate,
+            burst=plan.burst,
             per_record_ms=0.2,
             items=0 if target.stream == "deal" else SMART_PROCESS_ITEMS,
         ) as url,
@@ -191,15 +252,18 @@ def main() -> None:
         pg = EmbeddedPostgres(Path(tmp))
         db_url = pg.start()
         migrate(db_url)
+        streams = [target.stream, *target.children] if args.children else [target.stream]
+        only_these_streams(db_url, streams)
         port = free_port()
-        service = start_service(db_url, url, Path(tmp), port)
+        service = start_service(db_url, url, Path(tmp), port, plan)
         try:
             api = httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
                 headers={"Authorization": f"Bearer {API_KEY}"},
                 timeout=30,
             )
-            first_full_sync(api, target.stream)
+            for stream in streams:
+                full_sync(api, stream)
             httpx.post(
                 emulator_base + "/_emulator/outbound-webhooks",
                 json={
@@ -208,7 +272,6 @@ def main() -> None:
                     "events": [target.event],
                 },
             ).raise_for_status()
-            calls_before = by_ids_calls(db_url)[1]
             editing_started = time.time()
             sent = asyncio.run(edit_records(emulator_base, target.store, args.rate, count))
             deadline = time.time() + 120
@@ -217,14 +280,14 @@ def main() -> None:
                 time.sleep(0.2)
                 synced = synced_times(db_url, target.table, count)
             window = time.time() - editing_started
-            runs, calls_after = by_ids_calls(db_url)
+            applied = by_ids_runs(db_url, datetime.fromtimestamp(editing_started, UTC))
         finally:
             service.terminate()
             service.wait(timeout=30)
             pg.stop()
 
     latencies = [(synced[i].timestamp() - sent[i]) for i in synced]
-    calls = calls_after - calls_before
+    calls = applied.calls
     print(
         f"{count} edits at {args.rate:.0f}/s over {args.seconds:.0f} s; "
         f"{len(synced)} rows caught up ({count - len(synced)} missing)"
@@ -236,9 +299,13 @@ def main() -> None:
             f"max {max(latencies) * 1000:.0f} ms"
         )
     print(
-        f"applied in {runs} by-ids runs, {calls} API calls "
-        f"({calls / window:.2f} calls/s of the portal's 2/s; fewest possible for the data: "
+        f"applied in {applied.runs} by-ids runs, {calls} API calls "
+        f"({calls / window:.2f} calls/s of the portal's {plan.rate:g}/s; fewest possible for the data: "
         f"{-(-count // 2500)} list calls)"
+    )
+    print(
+        f"a by-ids run took {applied.seconds_per_run * 1000:.0f} ms on average; "
+        f"runs started {applied.seconds_between * 1000:.0f} ms apart"
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from b24emu import Emulator, create_app, seed_portal
-from b24emu.events import CRM_EVENTS
+from b24emu.events import CRM_EVENTS, DELIVERIES_IN_FLIGHT
 
 TOKEN = "testtoken1234"
 BASE = f"/rest/1/{TOKEN}/"
@@ -415,10 +415,42 @@ async def test_outbound_webhook_posts_form_encoded_payload(emu: Emulator) -> Non
         assert edited.status_code == 200 and emu.stats.http_calls == calls_before  # no REST spent
         await call(c, "crm.lead.delete", id=new_id)
         await c.post("/_emulator/events/drain")
-    assert [r["event"] for r in received] == ["ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE"]
-    assert received[0]["data[FIELDS][ID]"] == str(new_id)
-    assert received[0]["auth[application_token]"] == "apptok"
-    assert {"ts", "auth[domain]", "auth[member_id]", "auth[client_endpoint]"} <= set(received[0])
+    # delivered several at a time, like the portal's queue server: in any order
+    by_event = {r["event"]: r for r in received}
+    assert sorted(by_event) == ["ONCRMLEADADD", "ONCRMLEADDELETE", "ONCRMLEADUPDATE"]
+    assert len(received) == 3
+    added = by_event["ONCRMLEADADD"]
+    assert added["data[FIELDS][ID]"] == str(new_id)
+    assert added["auth[application_token]"] == "apptok"
+    assert {"ts", "auth[domain]", "auth[member_id]", "auth[client_endpoint]"} <= set(added)
+
+
+async def test_events_are_delivered_several_at_a_time(emu: Emulator) -> None:
+    """A slow handler does not hold every later event back: the portal's queue server keeps
+    a few deliveries in flight (DELIVERIES_IN_FLIGHT)."""
+    in_flight, most = 0, 0
+    handler_app = FastAPI()
+
+    @handler_app.post("/hook")
+    async def hook() -> dict[str, bool]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return {"ok": True}
+
+    seed_portal(emu.portal, {"deal": 8})
+    emu.events.transport = httpx.ASGITransport(app=handler_app)
+    emu.events.bind_outbound("http://handler/hook", "apptok")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(emu)), base_url="http://emu"
+    ) as c:
+        for n in range(8):
+            await c.patch(f"/_emulator/records/deal/{n + 1}", json={"TITLE": f"edit {n}"})
+        await c.post("/_emulator/events/drain")
+    assert most == DELIVERIES_IN_FLIGHT
+    assert len(emu.events.delivered) == 8
 
 
 async def test_offline_events_get_and_clear(client: httpx.AsyncClient, emu: Emulator) -> None:

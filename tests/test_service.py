@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from b24emu import Emulator, seed_portal
 from b24sync.runtime.jobs import requeue_stalled_jobs, run_worker
+from b24sync.store.database import libpq_url
+from b24sync.store.locks import session_lock
 from b24sync.streams import STREAMS, stream_named
 from tests.portal import (
     API_KEY,
@@ -409,6 +411,148 @@ async def test_event_application_keeps_to_its_share_of_the_request_rate(
     )
     assert gap >= 0.95  # 1 / (2 requests/s x 0.5)
     assert scalar(database_url, by_ids_runs) == 2  # the five later events shared one call
+
+
+async def sync_deals_with_children(stack: Stack) -> None:
+    for name in ("deal", "deal_contact", "deal_productrow"):
+        summary = await stack.service.engine.full(STREAMS[name])
+        assert summary.status == "success", (name, summary.error)
+
+
+def product_names(url: str, deal_ids: list[int]) -> dict[int, list[str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT deal_id, product_name FROM bitrix24.crm_deal_productrow "
+            "WHERE deal_id = ANY(%s) ORDER BY deal_id, sort, id",
+            (deal_ids,),
+        ).fetchall()
+    names: dict[int, list[str]] = {deal: [] for deal in deal_ids}
+    for deal, name in rows:
+        names[deal].append(name)
+    return names
+
+
+def by_ids_calls(url: str) -> list[tuple[str, int]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT entity, api_calls FROM b24sync.sync_runs WHERE sync_type = 'by_ids' "
+            "AND status = 'success' ORDER BY id"
+        ).fetchall()
+    return [(entity, calls) for entity, calls in rows]
+
+
+async def test_a_deal_event_refreshes_its_contacts_and_product_rows_in_the_same_call(
+    stack: Stack, database_url: str
+) -> None:
+    await sync_deals_with_children(stack)
+    stack.emu.portal.update(
+        "deal", 10, {"TITLE": "Edited with its rows", "CONTACT_IDS": ["3", "4"]}
+    )
+    stack.emu.portal.product_rows.replace("D", 10, [{"productName": "Сервер", "price": 5}])
+    listed = stack.emu.stats.by_method["crm.deal.list"]
+    await stack.api.post(
+        "/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "10"})
+    )
+
+    async def applied() -> bool:
+        return (
+            scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 10")
+            == "Edited with its rows"
+            and scalar(
+                database_url,
+                "SELECT array_agg(contact_id ORDER BY sort) FROM bitrix24.crm_deal_contact "
+                "WHERE deal_id = 10",
+            )
+            == [3, 4]
+            and product_names(database_url, [10]) == {10: ["Сервер"]}
+            and scalar(database_url, "SELECT count(*) FROM b24sync.pending_children") == 0
+        )
+
+    await stack.wait_for(applied)
+    assert by_ids_calls(database_url) == [("deal", 1)]  # deals, links and rows: one batch call
+    assert stack.emu.stats.by_method["crm.deal.list"] == listed + 1
+
+
+async def test_product_rows_no_call_had_room_for_follow_in_their_own(
+    stack: Stack, database_url: str
+) -> None:
+    """A hundred deal events: one call carries the deals, their contacts and the product rows
+    of as many deals as its 50 commands leave room for; the rest follow in calls of their own,
+    each at the events' share of the rate, and none is lost."""
+    await sync_deals_with_children(stack)
+    deals = list(range(1, 101))
+    for deal in deals:
+        rows = [{"productName": f"Товар {deal}", "price": deal}]
+        stack.emu.portal.product_rows.replace("D", deal, rows)
+    await asyncio.gather(
+        *(
+            stack.api.post(
+                "/api/v1/webhooks/bitrix",
+                data=event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": str(deal)}),
+            )
+            for deal in deals
+        )
+    )
+
+    async def applied() -> bool:
+        return (
+            scalar(database_url, "SELECT count(*) FROM b24sync.pending_children") == 0
+            and scalar(
+                database_url,
+                "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL",
+            )
+            == 0
+            and product_names(database_url, deals) == {d: [f"Товар {d}"] for d in deals}
+        )
+
+    await stack.wait_for(applied, timeout=60)
+    calls = by_ids_calls(database_url)
+    assert all(spent == 1 for _, spent in calls), calls  # every call full, none wasted
+    assert ("deal_productrow", 1) in calls, calls  # the rows that did not fit
+    assert len(calls) <= 5, calls  # 100 deals: 4 commands; 100 product rows: 100
+
+
+async def test_product_rows_wait_while_their_own_sync_runs_then_follow(
+    stack: Stack, database_url: str
+) -> None:
+    """While a product-row sync holds its stream, a deal event updates the deal and notes its
+    rows; once the stream is free they follow (in the next deal event's call, oldest first, or
+    in a call of their own when the recovery tick comes first)."""
+    await sync_deals_with_children(stack)
+    for deal in (10, 11):
+        stack.emu.portal.product_rows.replace("D", deal, [{"productName": f"Новый {deal}"}])
+    pending = "SELECT array_agg(parent_id) FROM b24sync.pending_children"
+    async with session_lock(
+        libpq_url(database_url), "b24sync.sync.deal_productrow", busy=AssertionError("held")
+    ):
+        stack.emu.portal.update("deal", 10, {"TITLE": "While rows were busy"})
+        await stack.api.post(
+            "/api/v1/webhooks/bitrix",
+            data=event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "10"}),
+        )
+
+        async def deal_applied() -> bool:
+            return scalar(
+                database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 10"
+            ) == "While rows were busy" and scalar(database_url, pending) == [10]
+
+        await stack.wait_for(deal_applied)
+        assert product_names(database_url, [10]) != {10: ["Новый 10"]}
+    await stack.api.post(
+        "/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "11"})
+    )
+
+    async def rows_applied() -> bool:
+        return (
+            product_names(database_url, [10, 11])
+            == {
+                10: ["Новый 10"],
+                11: ["Новый 11"],
+            }
+            and scalar(database_url, pending) is None
+        )
+
+    await stack.wait_for(rows_applied)
 
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}

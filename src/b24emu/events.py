@@ -2,7 +2,8 @@
 
 Docs: api-reference/events/*.md, local-integrations/local-webhooks.md. Delivery is a
 form-encoded POST made in the background, with a short timeout and no retries: the docs say a
-failed delivery is not repeated.
+failed delivery is not repeated. The portal delivers through a queue server, several POSTs at a
+time, so events of one moment may arrive in any order.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CRM_EVENTS = tuple(
 )
 
 DELIVERY_TIMEOUT_SECONDS = 10.0
+DELIVERIES_IN_FLIGHT = 4
 
 
 @dataclass
@@ -66,7 +68,7 @@ class EventHub:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _handler_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _queue: asyncio.Queue[tuple[str, str]] | None = None
-    _worker: asyncio.Task[None] | None = None
+    _senders: list[asyncio.Task[None]] = field(default_factory=list)
 
     def bind(self, binding: Binding) -> None:
         if not any(
@@ -160,9 +162,14 @@ class EventHub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a synchronous seed): nothing can be delivered, as on a portal with no queue
-        if self._queue is None or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._deliver_forever(self._queue))
+        if self._queue is None or any(sender.done() for sender in self._senders):
+            for sender in self._senders:
+                sender.cancel()
+            queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+            self._queue = queue
+            self._senders = [
+                loop.create_task(self._deliver_forever(queue)) for _ in range(DELIVERIES_IN_FLIGHT)
+            ]
         self._queue.put_nowait((handler, body))
 
     async def _deliver_forever(self, queue: asyncio.Queue[tuple[str, str]]) -> None:

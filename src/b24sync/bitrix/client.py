@@ -100,6 +100,28 @@ class BatchResult:
     next: dict[str, int]
     times: dict[str, JsonDict]  # per command: the `time` block, with that method's `operating`
 
+    def part(self, group: str) -> BatchResult:
+        """The answers of the commands sent under ``group`` by :func:`grouped`, by their names."""
+        start = f"{group}_"
+
+        def own(answers: dict[str, Any]) -> dict[str, Any]:
+            return {k.removeprefix(start): v for k, v in answers.items() if k.startswith(start)}
+
+        return BatchResult(
+            own(self.result), own(self.errors), own(self.total), own(self.next), own(self.times)
+        )
+
+
+def grouped(groups: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The commands of several reads as one batch, each under its group's name (no ``_`` in
+    it): one HTTP call carries what it can for several streams, e.g. the deals an event names,
+    their contacts and their product rows. :meth:`BatchResult.part` takes a group's answers."""
+    return {
+        f"{group}_{name}": cmd
+        for group, commands in groups.items()
+        for name, cmd in commands.items()
+    }
+
 
 def error_for(payload: Any, status: int, method: str) -> BitrixError:
     """Map an error envelope to the exception family the caller can act on."""

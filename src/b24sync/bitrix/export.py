@@ -14,7 +14,7 @@ import contextlib
 import math
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,24 +218,37 @@ async def export_records(
         await asyncio.gather(*in_flight, return_exceptions=True)
 
 
-async def fetch_by_ids(
-    client: BitrixClient, method: ListMethod, ids: Sequence[int], select: list[str]
-) -> list[Record]:
-    """The records with these IDs: 50 to a command (``@ID``), the commands in one batch call per
-    50. A failed command fails the read, so a missing answer never passes for deleted records."""
+def by_ids_commands(method: ListMethod, ids: Sequence[int], select: list[str]) -> dict[str, str]:
+    """List commands for the records with these IDs: 50 to a command (``@ID``)."""
     wanted = sorted(set(ids))
-    key = method.id_field
-    commands = {
-        f"i{n}": method.command({f"@{key}": wanted[i : i + PAGE]}, select, "ASC")
+    return {
+        f"i{n}": method.command({f"@{method.id_field}": wanted[i : i + PAGE]}, select, "ASC")
         for n, i in enumerate(range(0, len(wanted), PAGE))
     }
-    batch = await client.batch(commands)
-    raise_first_error(batch.errors)
-    answered = {name: method.records(batch.result.get(name)) for name in commands}
-    damaged = _damaged_commands(answered, key)
+
+
+def by_ids_command_count(ids: int) -> int:
+    """How many commands :func:`by_ids_commands` makes for ``ids`` distinct IDs."""
+    return math.ceil(ids / PAGE)
+
+
+def by_ids_records(method: ListMethod, batch: BatchResult, names: Iterable[str]) -> list[Record]:
+    """The records the named by-ID commands answered. A failed command fails the read, so a
+    missing answer never passes for deleted records."""
+    answered = {name: method.records(batch.result.get(name)) for name in names}
+    raise_first_error({k: e for k, e in batch.errors.items() if k in answered})
+    damaged = _damaged_commands(answered, method.id_field)
     if damaged:  # retried by the caller's job, like a 5xx
         raise _malformed(method.name, damaged)
     return [record for page in answered.values() for record in page]
+
+
+async def fetch_by_ids(
+    client: BitrixClient, method: ListMethod, ids: Sequence[int], select: list[str]
+) -> list[Record]:
+    """The records with these IDs, the commands in one batch call per 50."""
+    commands = by_ids_commands(method, ids, select)
+    return by_ids_records(method, await client.batch(commands), commands)
 
 
 _RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"})

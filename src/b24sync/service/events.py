@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from psycopg import AsyncConnection
 
 from b24sync.bitrix.auth import AppAuth
-from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.client import MAX_BATCH, BitrixClient
 from b24sync.bitrix.encoding import encode_params
 from b24sync.bitrix.events import (
     CrmEvent,
@@ -26,11 +27,13 @@ from b24sync.bitrix.events import (
     parse_event,
     verify_token,
 )
+from b24sync.bitrix.export import by_ids_command_count
 from b24sync.config import Settings
 from b24sync.errors import (
     BitrixError,
     EventsUnavailable,
     MalformedEvent,
+    SyncAlreadyRunning,
     TransientSyncFailure,
     UnsafeHandlerUrl,
 )
@@ -38,9 +41,9 @@ from b24sync.service.application import LocalApplication
 from b24sync.store import app_tokens, inbox, runs, schedule
 from b24sync.store.database import PooledDatabase
 from b24sync.store.runs import RunMode, RunStatus
-from b24sync.streams import EVENT_NAMES, STREAMS, children_of, stream_named
+from b24sync.streams import EVENT_NAMES, STREAMS, Stream, children_of, stream_named
 from b24sync.sync import discovery
-from b24sync.sync.engine import SyncEngine
+from b24sync.sync.engine import SyncEngine, parents_per_command
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +98,12 @@ class EventIntake:
 
     async def queue_leftovers(self) -> int:
         """Queue the apply job for events stored by a process that died before queueing it
-        (the event commits first, then the job is deferred); returns how many are pending."""
+        (the event commits first, then the job is deferred), or for children whose own sync
+        held them back; returns how many events are pending."""
         async with self.db.connection() as conn:
             pending = (await inbox.inbox_stats(conn)).pending
-        if pending:
+            children = await inbox.streams_with_pending_children(conn)
+        if pending or children:
             await self.defer_apply()
         return pending
 
@@ -114,7 +119,8 @@ class EventIntake:
         )
 
     async def apply(self) -> int:
-        """Apply every pending event: per entity, one by-ids sync of the changed records."""
+        """Apply every pending event: per entity, one by-ids sync of the changed records, their
+        children riding along in the same call; then the children no call had room for."""
         applied = 0
         async with self.db.connection() as conn:
             await discovery.load(conn)
@@ -134,6 +140,9 @@ class EventIntake:
                     count = await self._apply_entity(conn, name, schedules)
                     claimed = claimed or count > 0
                     applied += count
+                if not claimed:  # the records are current: now the children left behind
+                    for name in await inbox.streams_with_pending_children(conn):
+                        claimed = await self._apply_children(conn, name, schedules) or claimed
         return applied
 
     async def _apply_entity(
@@ -145,11 +154,8 @@ class EventIntake:
         """Claim, fetch and mark one entity's pending events; returns how many were claimed."""
         known = name in schedules and not STREAMS[name].gone
         enabled = known and schedules[name].webhook_enabled
-        children = (
-            [c for c in children_of(STREAMS[name]) if schedules[c.name].enabled] if known else []
-        )
         if enabled:
-            await self._pace(conn, calls=1 + len(children))
+            await self._pace(conn)
         async with conn.transaction():
             pending = await inbox.claim_pending(conn, name, EVENTS_PER_APPLY)
             ids = [p.id for p in pending]
@@ -164,30 +170,85 @@ class EventIntake:
                 await inbox.mark_processed(conn, ids, "ignored: events are off for this entity")
                 return 0
             stream = stream_named(name)
-            record_ids = [p.record_id for p in pending]
-            summary = await self.engine.by_ids(stream, record_ids)
+            record_ids = sorted({p.record_id for p in pending})
+            children = sorted(  # links first: 50 parents a command
+                (c for c in children_of(stream) if schedules[c.name].enabled),
+                key=parents_per_command,
+                reverse=True,
+            )
+            for child in children:
+                await inbox.note_children(conn, child.name, record_ids)
+            along = await self._claim_along(conn, children, by_ids_command_count(len(record_ids)))
+            summary = await self.engine.by_ids(stream, record_ids, along)
             if summary.status != RunStatus.SUCCESS:
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
-            for child in children:  # the links of the changed records
-                linked = await self.engine.by_ids(child, record_ids)
-                if linked.status != RunStatus.SUCCESS:
-                    raise TransientSyncFailure(linked.error or "link refresh failed")
+            for child, parents in along:
+                if child.name in summary.children:
+                    await inbox.children_refreshed(conn, child.name, list(parents))
             await inbox.mark_processed(conn, ids)
         return len(ids)
 
-    async def _pace(self, conn: AsyncConnection[Any], calls: int) -> None:
+    async def _claim_along(
+        self, conn: AsyncConnection[Any], children: list[Stream], used: int
+    ) -> list[tuple[Stream, list[int]]]:
+        """The noted parents of each child that fit in the commands the records' call leaves
+        free (oldest first): the call is made anyway, so what rides in it costs nothing."""
+        room = max(1, math.ceil(used / MAX_BATCH)) * MAX_BATCH - used
+        along: list[tuple[Stream, list[int]]] = []
+        for child in children:
+            per_command = parents_per_command(child)
+            parents = await inbox.claim_children(conn, child.name, room * per_command)
+            if parents:
+                along.append((child, parents))
+                room -= math.ceil(len(parents) / per_command)
+        return along
+
+    async def _apply_children(
+        self,
+        conn: AsyncConnection[Any],
+        name: str,
+        schedules: Mapping[str, schedule.EntitySchedule],
+    ) -> bool:
+        """One call's worth of a child stream's noted parents; False when none could be taken
+        (its own sync holds them: the next apply, or the recovery tick, comes back)."""
+        child = STREAMS.get(name)
+        async with conn.transaction():
+            if child is None or child.gone or name not in schedules or not schedules[name].enabled:
+                parents = await inbox.claim_children(conn, name, EVENTS_PER_APPLY)
+                await inbox.children_refreshed(conn, name, parents)  # nothing to refresh
+                return False
+        await self._pace(conn)
+        async with conn.transaction():
+            parents = await inbox.claim_children(conn, name, MAX_BATCH * parents_per_command(child))
+            if not parents:
+                return False
+            try:
+                summary = await self.engine.by_ids(child, parents)
+            except SyncAlreadyRunning:
+                return False
+            if summary.status != RunStatus.SUCCESS:
+                raise TransientSyncFailure(summary.error or "children refresh failed")
+            await inbox.children_refreshed(conn, name, parents)
+        return True
+
+    async def _pace(self, conn: AsyncConnection[Any]) -> None:
         """Keep event application to EVENTS_BUDGET_SHARE of the portal's request rate.
 
         One by-ids call carries up to 2,500 records, so under a stream of events it is better to
         wait and carry more than to spend the whole budget one small call after another: the
-        rest stays for syncs and the portal's other clients. Waiting before the claim lets the
+        rest stays for syncs and the portal's other clients. The next call may start once the
+        last application's calls are paid for at that share; waiting before the claim lets the
         events that arrive meanwhile ride along. The last start comes from the run log, so the
-        pace holds across workers. ``calls`` is what one application costs (records and links).
+        pace holds across workers.
         """
-        interval = calls / (self.settings.bitrix_rate * self.settings.events_budget_share)
-        since = await runs.seconds_since_last(conn, RunMode.BY_IDS)
-        if since is not None and since < interval:
-            await asyncio.sleep(interval - since)
+        last = await runs.last_start(conn, RunMode.BY_IDS)
+        if last is None:
+            return
+        interval = max(1, last.api_calls) / (
+            self.settings.bitrix_rate * self.settings.events_budget_share
+        )
+        if last.seconds_ago < interval:
+            await asyncio.sleep(interval - last.seconds_ago)
 
     @property
     def _application(self) -> bool:

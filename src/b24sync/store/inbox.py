@@ -96,3 +96,42 @@ async def inbox_stats(conn: AsyncConnection[Any]) -> InboxStats:
     ).fetchone()
     assert row is not None
     return InboxStats(int(row[0]), row[1], row[2], row[3])
+
+
+async def note_children(conn: AsyncConnection[Any], stream: str, parent_ids: list[int]) -> None:
+    """These parents' rows of ``stream`` are to be refreshed (once, however often noted)."""
+    await conn.execute(
+        "INSERT INTO b24sync.pending_children (stream, parent_id) SELECT %s, unnest(%s::bigint[]) "
+        "ON CONFLICT DO NOTHING",
+        (stream, parent_ids),
+    )
+
+
+async def claim_children(conn: AsyncConnection[Any], stream: str, limit: int) -> list[int]:
+    """Lock up to ``limit`` parents noted for ``stream``, oldest first (inside a transaction)."""
+    if limit <= 0:
+        return []
+    rows = await (
+        await conn.execute(
+            "SELECT parent_id FROM b24sync.pending_children WHERE stream = %s "
+            "ORDER BY noted_at, parent_id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (stream, limit),
+        )
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+async def children_refreshed(
+    conn: AsyncConnection[Any], stream: str, parent_ids: list[int]
+) -> None:
+    await conn.execute(
+        "DELETE FROM b24sync.pending_children WHERE stream = %s AND parent_id = ANY(%s)",
+        (stream, parent_ids),
+    )
+
+
+async def streams_with_pending_children(conn: AsyncConnection[Any]) -> list[str]:
+    rows = await (
+        await conn.execute("SELECT DISTINCT stream FROM b24sync.pending_children")
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -116,17 +116,23 @@ async def relabel_run(conn: AsyncConnection[Any], run_id: int, sync_type: str) -
     )
 
 
-async def seconds_since_last(conn: AsyncConnection[Any], sync_type: str) -> float | None:
-    """Seconds since the last run of this type started, by the database's clock (every process
-    sees the same); None before the first."""
+@dataclass(frozen=True)
+class LastStart:
+    seconds_ago: float  # by the database's clock, which every process shares
+    api_calls: int  # what it spent (0 while it runs)
+
+
+async def last_start(conn: AsyncConnection[Any], sync_type: str) -> LastStart | None:
+    """When the last run of this type started and what it spent; None before the first."""
     row = await (
         await conn.execute(
-            "SELECT extract(epoch FROM clock_timestamp() - max(started_at))::float8 "
-            "FROM b24sync.sync_runs WHERE sync_type = %s",
+            "SELECT extract(epoch FROM clock_timestamp() - started_at)::float8, "
+            "coalesce(api_calls, 0) FROM b24sync.sync_runs WHERE sync_type = %s "
+            "ORDER BY started_at DESC LIMIT 1",
             (sync_type,),
         )
     ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+    return None if row is None else LastStart(float(row[0]), int(row[1]))
 
 
 async def record_progress(conn: AsyncConnection[Any], run_id: int, counts: RunCounts) -> None:

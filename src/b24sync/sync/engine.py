@@ -6,16 +6,23 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from b24sync.bitrix.client import BitrixClient, counting_calls
-from b24sync.bitrix.export import ExportPage, export_records, fetch_by_ids, prefetched
+from b24sync.bitrix.client import BitrixClient, counting_calls, grouped
+from b24sync.bitrix.export import (
+    ExportPage,
+    by_ids_commands,
+    by_ids_records,
+    export_records,
+    prefetched,
+)
 from b24sync.errors import (
     DatabaseUnavailable,
     OperationTimeLimit,
@@ -62,6 +69,7 @@ class SyncSummary:
     seconds: float
     error: str | None = None
     transient: bool = False  # the failure may pass: portal 5xx, limits, network
+    children: tuple[str, ...] = ()  # by-ids: the child streams refreshed along with the records
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -177,19 +185,31 @@ class SyncEngine:
         }
         return await self._run(entity, mode, work[entity.kind][mode], queued_id)
 
-    async def by_ids(self, entity: Stream, ids: Sequence[int]) -> SyncSummary:
-        """The named records of an object stream, or the rows of these parents of a child one."""
+    async def by_ids(
+        self,
+        entity: Stream,
+        ids: Sequence[int],
+        along: Sequence[tuple[Stream, Sequence[int]]] = (),
+    ) -> SyncSummary:
+        """The named records of an object stream, or the rows of these parents of a child one.
+
+        ``along``: child streams, each with the parents whose rows are read in the same batch
+        call as the records (an event's deals, their contacts and their product rows: one call,
+        where three runs took three). A child whose own sync is running is left out; the
+        summary's ``children`` names the ones refreshed.
+        """
+        refreshed: list[str] = []
 
         async def work(
             conn: AsyncConnection[Any], e: Stream, counts: RunCounts, run_id: int
         ) -> None:
             if e.kind is Kind.CHILD:
-                reader = per_parent if e.owner_key else links
-                await reader.refresh_parents(self.client, conn, e, ids, counts)
+                await _child_reader(e).refresh_parents(self.client, conn, e, ids, counts)
             else:
-                await self._by_ids(conn, e, counts, run_id, ids)
+                await self._by_ids(conn, e, counts, run_id, ids, along, refreshed)
 
-        return await self._run(entity, RunMode.BY_IDS, work)
+        summary = await self._run(entity, RunMode.BY_IDS, work)
+        return replace(summary, children=tuple(refreshed))
 
     # --- the frame every run shares ----------------------------------------------------------
 
@@ -467,7 +487,7 @@ class SyncEngine:
     ) -> None:
         await runs.relabel_run(conn, run_id, RunMode.FULL)
         run_started = self._portal_now()
-        reader = per_parent if entity.owner_key else links
+        reader = _child_reader(entity)
         await reader.refresh(
             self.client, conn, entity, counts, commands_per_call=self.commands_per_call
         )
@@ -496,7 +516,7 @@ class SyncEngine:
             await self._children_full(conn, entity, counts, run_id)
             return
         run_started = self._portal_now()
-        reader = per_parent if entity.owner_key else links
+        reader = _child_reader(entity)
         await reader.refresh(
             self.client,
             conn,
@@ -565,16 +585,58 @@ class SyncEngine:
         counts: RunCounts,
         run_id: int,
         ids: Sequence[int],
+        along: Sequence[tuple[Stream, Sequence[int]]],
+        refreshed: list[str],
     ) -> None:
-        """Fetch the given records (50 IDs per list command); IDs the portal lacks are deleted."""
+        """Fetch the given records (50 IDs per list command), and the children ``along`` in the
+        same batch; IDs the portal lacks are deleted."""
         schema = await self.recent_schema(conn, entity)
-        records = await fetch_by_ids(self.client, entity.listing, ids, schema.select)
-        if schema.lacks_any(records):
-            schema = await self.sync_schema(conn, entity)
-        page = ExportPage(records, 0, len(records))
-        await self._load(conn, entity, schema.columns, page, counts, RunMode.BY_IDS, run_id, None)
-        found = {int(r[entity.id_field]) for r in records}
-        async with conn.transaction():
-            counts.deleted += await mirror.mark_deleted(
-                conn, entity.table, [i for i in set(ids) if i not in found]
+        async with AsyncExitStack() as held:
+            children = [(c, p) for c, p in along if await self._hold_lock(held, c)]
+            groups = {"r": by_ids_commands(entity.listing, ids, schema.select)}
+            for n, (child, parents) in enumerate(children):
+                groups[f"c{n}"] = _child_reader(child).commands(child, parents)
+            batch = await self.client.batch(grouped(groups))
+            records = by_ids_records(entity.listing, batch.part("r"), groups["r"])
+            if schema.lacks_any(records):
+                schema = await self.sync_schema(conn, entity)
+            page = ExportPage(records, 0, len(records))
+            await self._load(
+                conn, entity, schema.columns, page, counts, RunMode.BY_IDS, run_id, None
             )
+            found = {int(r[entity.id_field]) for r in records}
+            async with conn.transaction():
+                counts.deleted += await mirror.mark_deleted(
+                    conn, entity.table, [i for i in set(ids) if i not in found]
+                )
+            for n, (child, parents) in enumerate(children):
+                rows = RunCounts()
+                await _child_reader(child).refresh_parents(
+                    self.client, conn, child, parents, rows, batch.part(f"c{n}")
+                )
+                log.info(
+                    "%s of %d %s refreshed along: %d rows",
+                    child.name,
+                    len(set(parents)),
+                    entity.name,
+                    rows.upserted,
+                )
+                refreshed.append(child.name)
+
+    async def _hold_lock(self, held: AsyncExitStack, entity: Stream) -> bool:
+        """Take ``entity``'s sync lock for the rest of ``held``; False when a sync holds it."""
+        try:
+            await held.enter_async_context(self._lock(entity))
+        except SyncAlreadyRunning:
+            return False
+        return True
+
+
+def _child_reader(stream: Stream) -> ModuleType:
+    """The module that reads a child stream: one parent a command, or 50 parents a command."""
+    return per_parent if stream.owner_key else links
+
+
+def parents_per_command(child: Stream) -> int:
+    """How many parents' rows one command reads: 50 for links, one for product rows."""
+    return int(_child_reader(child).PARENTS_PER_COMMAND)

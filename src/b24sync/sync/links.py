@@ -13,12 +13,20 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.export import export_records, fetch_by_ids, prefetched
+from b24sync.bitrix.client import BatchResult, BitrixClient
+from b24sync.bitrix.export import (
+    PAGE,
+    by_ids_commands,
+    by_ids_records,
+    export_records,
+    prefetched,
+)
 from b24sync.store import declared, mirror
 from b24sync.store.declared import Row
 from b24sync.store.runs import RunCounts
 from b24sync.streams import Stream
+
+PARENTS_PER_COMMAND = PAGE  # crm.item.list with @id: 50 parents with all their links
 
 
 def link_rows(stream: Stream, record: dict[str, Any]) -> tuple[list[Row], int]:
@@ -97,15 +105,24 @@ async def refresh(
         counts.deleted += await declared.drop_unseen_parents(conn, stream)
 
 
+def commands(stream: Stream, parent_ids: Sequence[int]) -> dict[str, str]:
+    """The commands that read these parents' links: 50 parents to a command."""
+    return by_ids_commands(stream.listing, parent_ids, list(stream.select))
+
+
 async def refresh_parents(
     client: BitrixClient,
     conn: AsyncConnection[Any],
     stream: Stream,
     parent_ids: Sequence[int],
     counts: RunCounts,
+    answered: BatchResult | None = None,
 ) -> None:
-    """The links of these parents (after their events); a parent the portal lacks loses its."""
+    """The links of these parents (after their events); a parent the portal lacks loses its.
+    ``answered``: the answers to :func:`commands`, when they rode in another stream's call."""
     await declared.ensure_table(conn, stream)
     wanted = sorted(set(parent_ids))
-    records = await fetch_by_ids(client, stream.listing, wanted, list(stream.select))
+    sent = commands(stream, wanted)
+    batch = answered if answered is not None else await client.batch(sent)
+    records = by_ids_records(stream.listing, batch, sent)
     await _store_page(conn, stream, wanted, records, counts, note_seen=False)

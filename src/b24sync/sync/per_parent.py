@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from b24sync.bitrix.client import BitrixClient
+from b24sync.bitrix.client import BatchResult, BitrixClient
 from b24sync.bitrix.export import (
     PAGE,
     Record,
@@ -31,6 +31,7 @@ from b24sync.streams import Stream, stream_named
 from b24sync.sync.links import store_children
 
 OWNER_GONE = "ACCESS_DENIED"
+PARENTS_PER_COMMAND = 1  # crm.item.productrow.list takes exactly one owner
 PARALLEL_CALLS = 2
 
 
@@ -44,41 +45,58 @@ def predicted_full_calls(parents: int, commands_per_call: int = 50) -> int:
     return math.ceil(parents / commands_per_call) + listing
 
 
+def _command(stream: Stream, parent: int, after: int = 0) -> str:
+    """One page of a parent's rows (after row ``after``)."""
+    owner_key = stream.owner_key
+    if owner_key is None:
+        raise TypeError(f"stream {stream.name} is not read per parent")
+    flt: dict[str, Any] = {**stream.owner_filter, owner_key: parent}
+    if after:
+        flt[f">{stream.id_field}"] = after
+    return stream.listing.command(flt, [], "ASC")
+
+
+def commands(stream: Stream, parent_ids: Sequence[int]) -> dict[str, str]:
+    """The first page of each parent's rows: a command each."""
+    return {f"p{parent}": _command(stream, parent) for parent in sorted(set(parent_ids))}
+
+
 async def read_rows(
     client: BitrixClient,
     stream: Stream,
     parent_ids: Sequence[int],
     *,
     commands_per_call: int = 50,
+    answered: BatchResult | None = None,
 ) -> dict[int, list[Record]]:
-    """Every row of each parent (a parent the portal lacks: no rows)."""
-    owner_key = stream.owner_key
-    if owner_key is None:
-        raise TypeError(f"stream {stream.name} is not read per parent")
+    """Every row of each parent (a parent the portal lacks: no rows). ``answered``: the
+    answers to :func:`commands` for these parents, when they rode in another stream's call."""
     listing = stream.listing
     rows: dict[int, list[Record]] = {parent: [] for parent in parent_ids}
     after = dict.fromkeys(rows, 0)  # parent -> the last row ID read; gone when done
     refused_in_a_row = 0
-
-    def command(parent: int) -> str:
-        flt = {**stream.owner_filter, owner_key: parent}
-        if after[parent]:
-            flt[f">{stream.id_field}"] = after[parent]
-        return listing.command(flt, [], "ASC")
-
     while after:
         waiting = list(after)
-        waves = [
-            waiting[i : i + commands_per_call] for i in range(0, len(waiting), commands_per_call)
-        ][:PARALLEL_CALLS]
-        batches = await asyncio.gather(
-            *(client.batch({f"p{p}": command(p) for p in wave}) for wave in waves)
-        )
+        if answered is not None:
+            waves, batches, answered = [waiting], [answered], None
+        else:
+            waves = [
+                waiting[i : i + commands_per_call]
+                for i in range(0, len(waiting), commands_per_call)
+            ][:PARALLEL_CALLS]
+            batches = await asyncio.gather(
+                *(
+                    client.batch({f"p{p}": _command(stream, p, after[p]) for p in wave})
+                    for wave in waves
+                )
+            )
         refused = False
         for wave, batch in zip(waves, batches, strict=True):
-            limited = limited_commands(batch.errors)
-            gone = {k for k, e in batch.errors.items() if e.get("error") == OWNER_GONE}
-            raise_first_error({k: e for k, e in batch.errors.items() if k not in limited | gone})
+            names = {f"p{parent}" for parent in wave}
+            errors = {k: e for k, e in batch.errors.items() if k in names}
+            limited = limited_commands(errors)
+            gone = {k for k, e in errors.items() if e.get("error") == OWNER_GONE}
+            raise_first_error({k: e for k, e in errors.items() if k not in limited | gone})
             refused = refused or bool(limited)
             for parent in wave:
                 name = f"p{parent}"
@@ -119,8 +137,11 @@ async def _refresh_some(
     *,
     note_seen: bool,
     commands_per_call: int,
+    answered: BatchResult | None = None,
 ) -> None:
-    rows = await read_rows(client, stream, parent_ids, commands_per_call=commands_per_call)
+    rows = await read_rows(
+        client, stream, parent_ids, commands_per_call=commands_per_call, answered=answered
+    )
     typed = _typed(stream, rows, counts)
     await store_children(conn, stream, list(rows), typed, counts, note_seen=note_seen)
     counts.fetched += len(typed)
@@ -200,8 +221,10 @@ async def refresh_parents(
     stream: Stream,
     parent_ids: Sequence[int],
     counts: RunCounts,
+    answered: BatchResult | None = None,
 ) -> None:
-    """The rows of these parents (after their events); a parent the portal lacks loses its."""
+    """The rows of these parents (after their events); a parent the portal lacks loses its.
+    ``answered``: the answers to :func:`commands`, when they rode in another stream's call."""
     await declared.ensure_table(conn, stream)
     await _refresh_some(
         client,
@@ -211,4 +234,5 @@ async def refresh_parents(
         counts,
         note_seen=False,
         commands_per_call=50,
+        answered=answered,
     )
