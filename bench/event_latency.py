@@ -5,7 +5,8 @@ in another, on an embedded PostgreSQL, with every other stream off (``--children
 contacts and product rows on too). After a first full sync, people "edit" deals
 in the portal's UI (the emulator's control API: no REST spent) at --rate edits per second,
 each a different deal; the portal POSTs an ONCRMDEALUPDATE per edit to the service
-(``--stream item_1032``: the items of a demo smart process, ONCRMDYNAMICITEMUPDATE). Latency of
+(``--stream item_1032``: the items of a demo smart process, ONCRMDYNAMICITEMUPDATE; ``--stream
+activity``: activities, their subject). Latency of
 one edit = the row's `_synced_at` (set when the fetched record is written) - the edit's time.
 Prints p50/p95/max, the API calls the service spent applying the events, the share of the
 portal's request budget that used, and how long a by-ids run took and how far apart they began
@@ -59,12 +60,14 @@ SMART_PROCESS_ITEMS = 5000  # of each demo smart process, when a smart process i
 
 @dataclass(frozen=True)
 class Target:
-    """What is edited: a stream, its records in the emulator, its table, its update event."""
+    """What is edited: a stream, its records in the emulator, its table, its update event, and
+    the text field an edit changes."""
 
     stream: str
     store: str
     table: str
     event: str
+    text_field: str = "TITLE"
 
     @property
     def children(self) -> list[str]:
@@ -79,7 +82,8 @@ class Target:
             return cls(
                 stream, f"dynamic_{type_id}", f"crm_item_{type_id}", "ONCRMDYNAMICITEMUPDATE"
             )
-        return cls(stream, stream, f"crm_{stream}", f"ONCRM{stream.upper()}UPDATE")
+        text_field = "SUBJECT" if stream == "activity" else "TITLE"
+        return cls(stream, stream, f"crm_{stream}", f"ONCRM{stream.upper()}UPDATE", text_field)
 
 
 def start_service(
@@ -145,7 +149,7 @@ def full_sync(api: httpx.Client, stream: str) -> None:
         time.sleep(0.5)
 
 
-async def edit_records(base: str, store: str, rate: float, count: int) -> dict[int, float]:
+async def edit_records(target: Target, base: str, rate: float, count: int) -> dict[int, float]:
     """Edit records 1..count at ``rate`` per second; returns record id -> wall time of the edit."""
     sent: dict[int, float] = {}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -153,7 +157,8 @@ async def edit_records(base: str, store: str, rate: float, count: int) -> dict[i
         async def edit(record_id: int) -> None:
             sent[record_id] = time.time()
             response = await client.patch(
-                f"/_emulator/records/{store}/{record_id}", json={"TITLE": f"edited {record_id}"}
+                f"/_emulator/records/{target.store}/{record_id}",
+                json={target.text_field: f"edited {record_id}"},
             )
             response.raise_for_status()
 
@@ -168,12 +173,12 @@ async def edit_records(base: str, store: str, rate: float, count: int) -> dict[i
     return sent
 
 
-def synced_times(db_url: str, table: str, count: int) -> dict[int, datetime]:
+def synced_times(db_url: str, target: Target, count: int) -> dict[int, datetime]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
-            sql.SQL(
-                "SELECT id, _synced_at FROM {} WHERE id <= %s AND title = 'edited ' || id"
-            ).format(sql.Identifier("bitrix24", table)),
+            sql.SQL("SELECT id, _synced_at FROM {} WHERE id <= %s AND {} = 'edited ' || id").format(
+                sql.Identifier("bitrix24", target.table), sql.Identifier(target.text_field.lower())
+            ),
             (count,),
         ).fetchall()
     return {int(r[0]): r[1] for r in rows}
@@ -215,7 +220,9 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=5000, help="deals in the portal")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="per portal HTTP call")
     parser.add_argument(
-        "--stream", default="deal", help="deal, or a demo smart process: item_1032, item_1036"
+        "--stream",
+        default="deal",
+        help="deal, activity, or a demo smart process: item_1032, item_1036",
     )
     parser.add_argument(
         "--children",
@@ -233,7 +240,7 @@ def main() -> None:
     plan = PLANS[args.plan]
     target = Target.of(args.stream)
     count = int(args.rate * args.seconds)
-    records = args.deals if target.stream == "deal" else SMART_PROCESS_ITEMS
+    records = SMART_PROCESS_ITEMS if target.stream.startswith("item_") else args.deals
     if count > records:
         raise SystemExit(f"--rate x --seconds must not exceed {records} (one edit per record)")
 
@@ -273,12 +280,12 @@ def main() -> None:
                 },
             ).raise_for_status()
             editing_started = time.time()
-            sent = asyncio.run(edit_records(emulator_base, target.store, args.rate, count))
+            sent = asyncio.run(edit_records(target, emulator_base, args.rate, count))
             deadline = time.time() + 120
-            synced = synced_times(db_url, target.table, count)
+            synced = synced_times(db_url, target, count)
             while len(synced) < count and time.time() < deadline:
                 time.sleep(0.2)
-                synced = synced_times(db_url, target.table, count)
+                synced = synced_times(db_url, target, count)
             window = time.time() - editing_started
             applied = by_ids_runs(db_url, datetime.fromtimestamp(editing_started, UTC))
         finally:
