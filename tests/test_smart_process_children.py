@@ -256,6 +256,14 @@ async def test_each_type_brings_the_streams_it_has(client: BitrixClient, databas
     STREAMS.use_smart_processes([])
     assert stream_or_item("item_1036_stage_history").scope == {"entity_type_id": DELIVERIES}
     assert stream_or_item("item_1032_productrow").table == "crm_item_1032_productrow"
+    # and a run of one its type does not have says so, rather than make an empty table
+    refused = await SyncEngine(client, database_url).full(stream_or_item("item_1036_productrow"))
+    assert refused.status == "failed" and "«Заявки на доставку» has no stream" in (
+        refused.error or ""
+    )
+    assert query(database_url, "SELECT to_regclass('bitrix24.crm_item_1036_productrow')") == [
+        (None,)
+    ]
 
 
 async def test_smart_process_stage_history_is_appended_and_answers_time_in_stage(

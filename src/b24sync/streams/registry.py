@@ -29,7 +29,7 @@ from b24sync.streams.kinds import (
 from b24sync.streams.model import Column, Kind, SmartProcess, Stream
 
 # a smart process's streams: its items, its stage history, its product rows
-ITEM_NAME_PATTERN = f"^item_[0-9]{{1,9}}({STAGE_HISTORY_SUFFIX}|{PRODUCT_ROWS_SUFFIX})?$"
+ITEM_NAME_PATTERN = f"^item_([0-9]{{1,9}})({STAGE_HISTORY_SUFFIX}|{PRODUCT_ROWS_SUFFIX})?$"
 _ITEM_NAME = re.compile(ITEM_NAME_PATTERN)
 
 
@@ -161,6 +161,23 @@ class StreamRegistry(Mapping[str, Stream]):
             s.name: s for process in ordered for s in smart_process_streams(process)
         }
 
+    def current(self, stream: Stream) -> Stream:
+        """This registry's stream of that name; ``stream`` itself when the registry does not
+        know its smart process (named before any discovery). A stream a known smart process
+        does not have (stage history without stages, product rows without products) is
+        refused: reading it would only make an empty table."""
+        if stream.name in self._streams:
+            return self._streams[stream.name]
+        if _ITEM_NAME.fullmatch(stream.name) is not None:
+            items = item_stream_name(_smart_process_of(stream.name))
+            if items in self._streams:
+                raise UnknownEntity(
+                    f"smart process «{self._streams[items].title}» has no stream "
+                    f"{stream.name}: its stage history needs stages, its product rows need "
+                    "products linked (crm.type.list isStagesEnabled, isLinkWithProductsEnabled)"
+                )
+        return stream
+
     def named(self, name: str) -> Stream:
         try:
             return self._streams[name.strip().lower()]
@@ -211,9 +228,16 @@ def stream_or_item(name: str) -> Stream:
     wanted = name.strip().lower()
     if wanted in STREAMS or _ITEM_NAME.fullmatch(wanted) is None:
         return stream_named(name)
-    number = wanted.removeprefix("item_").split("_")[0]
-    process = SmartProcess(int(number), name, has_stages=True, links_products=True)
+    process = SmartProcess(_smart_process_of(wanted), name, has_stages=True, links_products=True)
     return next(s for s in smart_process_streams(process) if s.name == wanted)
+
+
+def _smart_process_of(name: str) -> int:
+    """The entityTypeId in the name of a smart process's stream."""
+    found = _ITEM_NAME.fullmatch(name)
+    if found is None:
+        raise UnknownEntity(f"{name[:60]!r} is not the name of a smart process's stream")
+    return int(found[1])
 
 
 def is_stream_name(name: str) -> bool:

@@ -232,11 +232,11 @@ class SyncEngine:
         ):
             await claim_portal(conn, self.client.auth.portal)
             await discovery.load(conn)  # a smart process as last discovered: title, gone or not
-            entity = STREAMS.get(entity.name, entity)
             await runs.close_interrupted_runs(conn, entity.name)
             run_id = await runs.start_run(conn, entity.name, mode, queued_id)
             status, error, transient = RunStatus.SUCCESS, None, False
             try:
+                entity = STREAMS.current(entity)  # its smart process as last discovered
                 if entity.gone:
                     raise StreamGone(
                         f"the portal no longer has {entity.described}: its table "
