@@ -97,11 +97,15 @@ class Written:
 _TEXT, _TYPED = "t{}", "c{}"
 
 
+def _has_input_check(conn: AsyncConnection[Any]) -> bool:
+    return conn.info.server_version >= 160000
+
+
 def validity_function(conn: AsyncConnection[Any]) -> sql.Composable:
     """``pg_input_is_valid`` where the server has it (16+); before, the migration's
     ``b24sync.input_is_valid``, which tries the cast in a plpgsql exception block: slower (a
     subtransaction per value), so the casts ask it only for text the grammar already admits."""
-    if conn.info.server_version >= 160000:
+    if _has_input_check(conn):
         return sql.SQL("pg_input_is_valid")
     return sql.SQL("b24sync.input_is_valid")
 
@@ -163,6 +167,29 @@ def _page_query(table: str, columns: Sequence[ColumnSpec], valid: sql.Composable
     )
 
 
+_STATEMENTS: dict[tuple[object, ...], bytes] = {}
+_STATEMENTS_KEPT = 64
+
+
+def _page_statement(conn: AsyncConnection[Any], table: str, columns: Sequence[ColumnSpec]) -> bytes:
+    """The page query of these columns, composed once: a hundred columns take milliseconds of
+    Python to compose and quote, every page. Its text depends on the connection only through
+    the server's version and the client's encoding."""
+    key = (
+        table,
+        _has_input_check(conn),
+        conn.info.encoding,
+        *((c.field_name, c.column_name, c.pg_type) for c in columns),
+    )
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        if len(_STATEMENTS) >= _STATEMENTS_KEPT:
+            _STATEMENTS.clear()
+        statement = _page_query(table, columns, validity_function(conn)).as_bytes(conn)
+        _STATEMENTS[key] = statement
+    return statement
+
+
 async def upsert(
     conn: AsyncConnection[Any],
     table: str,
@@ -184,10 +211,12 @@ async def upsert(
     # $n parameters, sent as they are: the query's literals (field names) may hold a `%`
     async with AsyncRawCursor(conn) as cur:
         cur.adapters.register_dumper(list, ListBinaryDumper)  # arrays in binary: no escaping
-        await cur.execute("SET LOCAL work_mem = '64MB'")  # a page's typed rows stay in memory
+        # a page's typed rows stay in memory; the statement is planned once, not per page
         await cur.execute(
-            _page_query(table, columns, validity_function(conn)),
-            [ids, [json_bytes(latest[i]) for i in ids]],
+            "SET LOCAL work_mem = '64MB'; SET LOCAL plan_cache_mode = force_generic_plan"
+        )
+        await cur.execute(
+            _page_statement(conn, table, columns), [ids, [json_bytes(latest[i]) for i in ids]]
         )
         row = await cur.fetchone()
     assert row is not None
@@ -221,6 +250,24 @@ async def mark_deleted_unseen(conn: AsyncConnection[Any], entity: str, table: st
         (entity,),
     )
     await forget_seen(conn, entity)
+    return cur.rowcount
+
+
+async def mark_absent(
+    conn: AsyncConnection[Any], table: str, intervals: Sequence[tuple[int, int]]
+) -> int:
+    """Soft-delete the live rows with IDs in these intervals ``[lo, hi]``, which a full sync
+    read whole from the portal and found empty; committed with the page that read them."""
+    if not intervals:
+        return 0
+    cur = await conn.execute(
+        sql.SQL(
+            "UPDATE {} AS t SET _deleted_at = now() "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS absent (lo, hi) "
+            "WHERE t.id BETWEEN absent.lo AND absent.hi AND t._deleted_at IS NULL"
+        ).format(ident(DATA_SCHEMA, table)),
+        ([lo for lo, _ in intervals], [hi for _, hi in intervals]),
+    )
     return cur.rowcount
 
 
