@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from b24emu import Emulator, create_app
 from b24sync.bitrix.auth import WebhookAuth
 from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.export import ListMethod, export_records
+from b24sync.bitrix.export import ID_MAX, ListMethod, export_records
 from b24sync.bitrix.limiter import BucketRule, LeakyBucket
 from b24sync.config import WebhookUrl
 
@@ -30,7 +30,8 @@ def portal_with_ids(ids: set[int]) -> Emulator:
     return emu
 
 
-async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
+async def exported(emu: Emulator, **kwargs: Any) -> tuple[list[int], list[tuple[int, int]]]:
+    """The IDs the export yielded, and the intervals its pages found empty."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
         client = BitrixClient(
             http,
@@ -38,11 +39,17 @@ async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
             limiter=LeakyBucket(BucketRule(rate=1000, burst=10000)),
         )
         ids: list[int] = []
+        absent: list[tuple[int, int]] = []
         async for page in export_records(
             client, ListMethod("crm.lead.list"), select=["ID"], **kwargs
         ):
             ids.extend(int(r["ID"]) for r in page.records)
-        return ids
+            absent.extend(page.absent)
+        return ids, absent
+
+
+async def exported_ids(emu: Emulator, **kwargs: Any) -> list[int]:
+    return (await exported(emu, **kwargs))[0]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,9 +62,13 @@ def test_every_record_exactly_once_with_any_gaps(
     ids: set[int], commands: int, parallel: int
 ) -> None:
     emu = portal_with_ids(ids)
-    got = asyncio.run(exported_ids(emu, commands_per_call=commands, calls_in_flight=parallel))
+    got, absent = asyncio.run(exported(emu, commands_per_call=commands, calls_in_flight=parallel))
     assert len(got) == len(set(got))
     assert set(got) == ids
+    # every other ID was read and found empty (what a full sync marks deleted), up to the end
+    assert absent and max(hi for _, hi in absent) == ID_MAX
+    empty = {i for lo, hi in absent for i in range(lo, min(hi, 1600) + 1)}
+    assert empty == set(range(1, 1601)) - ids
 
 
 @pytest.mark.parametrize("start_after", [0, 49, 50, 51, 777])

@@ -16,6 +16,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from b24sync.bitrix.client import BatchResult, BitrixClient
@@ -68,6 +69,9 @@ class IdRange:
     hi: int | None
 
 
+ID_MAX = 2**63 - 1  # PostgreSQL's bigint: the open tail's end
+
+
 @dataclass
 class ExportPage:
     records: list[Record]
@@ -75,6 +79,19 @@ class ExportPage:
     watermark: int
     # how many records the whole export will have yielded, estimated from the ID density
     estimated_total: int
+    # ID intervals [first, last] that this page's commands read whole and found no matching
+    # record in: with no filter, the records deleted on the portal (a full sync marks them)
+    absent: list[tuple[int, int]] = field(default_factory=list)
+
+
+def absent_ids(rng: IdRange, ids: Sequence[int], full: bool) -> list[tuple[int, int]]:
+    """The intervals of ``rng`` a page of these IDs shows empty: up to its last ID when the
+    page is full (the rest is read by a follow-up), else up to the range's end."""
+    end = rng.hi if rng.hi is not None else ID_MAX
+    ids = sorted(ids)
+    read_until = ids[-1] if full and ids and ids[-1] != end else end
+    bounds = [rng.lo, *ids, read_until + 1]
+    return [(a + 1, b - 1) for a, b in pairwise(bounds) if b - a > 1]
 
 
 @dataclass
@@ -159,18 +176,21 @@ async def export_records(
             raise _malformed(method.name, damaged)
     first = probed.get("first", [])
     last = probed.get("last", [])
+    first_ids = [int(record[key]) for record in first]
+    absent = absent_ids(IdRange(start_after, None), first_ids, len(first) >= PAGE)
     if not first:
+        yield ExportPage([], start_after, 0, absent)
         return
-    top = int(last[0][key]) if last else int(first[-1][key])
-    first_last_id = int(first[-1][key])
+    top = int(last[0][key]) if last else first_ids[-1]
+    first_last_id = first_ids[-1]
     if len(first) < PAGE:
-        yield ExportPage(first, max(top, first_last_id), len(first))
+        yield ExportPage(first, max(top, first_last_id), len(first), absent)
         return
     span = max(1, first_last_id - start_after)
     width = max(PAGE, math.floor(PAGE * span / len(first)))
     estimate = len(first) + math.ceil((top - first_last_id) * len(first) / span)
     planner = RangePlanner(first_last_id, top, width)
-    yield ExportPage(first, first_last_id, estimate)
+    yield ExportPage(first, first_last_id, estimate, absent)
     refused_in_a_row = 0  # answers with a command to ask again; too many in a row fail the export
     in_flight: dict[asyncio.Task[BatchResult], list[IdRange]] = {}
     try:
@@ -204,14 +224,17 @@ async def export_records(
                 else:
                     refused_in_a_row = 0
                 records: list[Record] = []
+                absent = []
                 for i, rng in enumerate(wave):
                     if f"r{i}" in limited | damaged:  # refused or damaged this time: ask again
                         planner.pending.appendleft(rng)
                         continue
                     page = answered.get(f"r{i}", [])
+                    ids = [int(record[key]) for record in page]
                     records.extend(page)
-                    planner.answered(rng, int(page[-1][key]) if page else None, len(page) >= PAGE)
-                yield ExportPage(records, planner.done_until, estimate)
+                    absent.extend(absent_ids(rng, ids, len(page) >= PAGE))
+                    planner.answered(rng, ids[-1] if ids else None, len(page) >= PAGE)
+                yield ExportPage(records, planner.done_until, estimate, absent)
     finally:  # the consumer stopped early or a call failed: no call is left running
         for task in in_flight:
             task.cancel()

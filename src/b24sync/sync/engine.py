@@ -382,9 +382,8 @@ class SyncEngine:
                 conn, entity.table, columns, page.records, entity.id_field
             )
             counts.upserted += written.upserted
-            if checkpoint is not None:
-                ids = [int(r[entity.id_field]) for r in page.records]
-                await mirror.note_seen(conn, entity.name, ids)
+            if checkpoint is not None:  # a full sync: what the page found gone is gone
+                counts.deleted += await mirror.mark_absent(conn, entity.table, page.absent)
                 await runs.write_state(conn, entity.name, full_checkpoint=checkpoint)
             counts.fetched += len(page.records)
             counts.estimated_total = max(page.estimated_total, counts.fetched)
@@ -407,8 +406,6 @@ class SyncEngine:
             if "portal_started" in checkpoint
             else self._portal_now()
         )
-        if not start_after:  # what an abandoned attempt read says nothing about this run
-            await mirror.forget_seen(conn, entity.name)
         async for page in prefetched(
             export_records(
                 self.client,
@@ -432,17 +429,15 @@ class SyncEngine:
                     "portal_started": run_started.isoformat(),
                 },
             )
-        # A record deleted after its range was read is caught by its event or the reconcile, as
-        # in a run that never stopped.
-        async with conn.transaction():
-            counts.deleted += await mirror.mark_deleted_unseen(conn, entity.name, entity.table)
-            await runs.write_state(
-                conn,
-                entity.name,
-                full_checkpoint=None,
-                cursor=Cursor(entity.cursor, run_started).to_json(),
-                last_full_sync_at=datetime.now(UTC),
-            )
+        # Each page marked the records its ranges no longer hold: no ID is kept for the end. A
+        # record deleted after its range was read is caught by its event or the reconcile.
+        await runs.write_state(
+            conn,
+            entity.name,
+            full_checkpoint=None,
+            cursor=Cursor(entity.cursor, run_started).to_json(),
+            last_full_sync_at=datetime.now(UTC),
+        )
 
     async def _incremental(
         self, conn: AsyncConnection[Any], entity: Stream, counts: RunCounts, run_id: int
