@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Any
 
 import httpx
@@ -429,14 +430,20 @@ async def test_events_are_delivered_several_at_a_time(emu: Emulator) -> None:
     """A slow handler does not hold every later event back: the portal's queue server keeps
     a few deliveries in flight (DELIVERIES_IN_FLIGHT)."""
     in_flight, most = 0, 0
+    all_in = asyncio.Event()
     handler_app = FastAPI()
 
     @handler_app.post("/hook")
     async def hook() -> dict[str, bool]:
+        """Held until DELIVERIES_IN_FLIGHT deliveries are in: a portal delivering one at a
+        time gets each through only after the wait times out."""
         nonlocal in_flight, most
         in_flight += 1
         most = max(most, in_flight)
-        await asyncio.sleep(0.05)
+        if in_flight == DELIVERIES_IN_FLIGHT:
+            all_in.set()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), 2)
         in_flight -= 1
         return {"ok": True}
 

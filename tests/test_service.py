@@ -20,6 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from b24emu import Emulator, seed_portal
+from b24emu.errors import RestError
+from b24emu.methods import METHODS
 from b24sync.runtime.jobs import requeue_stalled_jobs, run_worker
 from b24sync.store.database import libpq_url
 from b24sync.store.locks import session_lock
@@ -507,9 +509,55 @@ async def test_product_rows_no_call_had_room_for_follow_in_their_own(
 
     await stack.wait_for(applied, timeout=60)
     calls = by_ids_calls(database_url)
-    assert all(spent == 1 for _, spent in calls), calls  # every call full, none wasted
+    assert all(spent == 1 for _, spent in calls), calls  # one call each run
     assert ("deal_productrow", 1) in calls, calls  # the rows that did not fit
     assert len(calls) <= 5, calls  # 100 deals: 4 commands; 100 product rows: 100
+
+
+async def test_a_child_the_portal_refuses_fails_alone_and_stays_noted(
+    stack: Stack, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A product-row command that fails inside the deals' call does not fail the deals: they
+    are applied, the events are done, the rows stay noted and follow once the portal answers."""
+    await sync_deals_with_children(stack)
+
+    def refused(call: Any) -> Any:
+        raise RestError("INTERNAL_SERVER_ERROR", "Internal error", 500)
+
+    monkeypatch.setitem(METHODS, "crm.item.productrow.list", refused)
+    stack.emu.portal.update("deal", 12, {"TITLE": "Rows refused"})
+    stack.emu.portal.product_rows.replace("D", 12, [{"productName": "Позже"}])
+    await stack.api.post(
+        "/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "12"})
+    )
+    pending = "SELECT array_agg(parent_id) FROM b24sync.pending_children"
+
+    async def deal_applied() -> bool:
+        return (
+            scalar(database_url, "SELECT title FROM bitrix24.crm_deal WHERE id = 12")
+            == "Rows refused"
+            and scalar(
+                database_url,
+                "SELECT count(*) FROM b24sync.received_events WHERE processed_at IS NULL",
+            )
+            == 0
+        )
+
+    await stack.wait_for(deal_applied)
+    assert scalar(database_url, pending) == [12]
+    logged = scalar(
+        database_url, "SELECT log FROM b24sync.sync_runs WHERE sync_type = 'by_ids' ORDER BY id"
+    )
+    assert "deal_productrow of 1 parents not refreshed" in logged
+    monkeypatch.undo()
+    await stack.service.events.queue_leftovers()
+
+    async def rows_followed() -> bool:
+        return product_names(database_url, [12]) == {12: ["Позже"]} and (
+            scalar(database_url, pending) is None
+        )
+
+    await stack.wait_for(rows_followed)
 
 
 async def test_product_rows_wait_while_their_own_sync_runs_then_follow(

@@ -2,8 +2,10 @@
 
 Docs: api-reference/events/*.md, local-integrations/local-webhooks.md. Delivery is a
 form-encoded POST made in the background, with a short timeout and no retries: the docs say a
-failed delivery is not repeated. The portal delivers through a queue server, several POSTs at a
-time, so events of one moment may arrive in any order.
+failed delivery is not repeated. The portal delivers through a queue server (seconds of delay
+are normal: shared/BITRIX24_API.md, Events); the docs do not say how many POSTs it makes at a
+time, so this emulator assumes a few (DELIVERIES_IN_FLIGHT), and events of one moment may
+arrive in any order: a handler must not rely on it.
 """
 
 from __future__ import annotations
@@ -162,14 +164,14 @@ class EventHub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a synchronous seed): nothing can be delivered, as on a portal with no queue
-        if self._queue is None or any(sender.done() for sender in self._senders):
-            for sender in self._senders:
-                sender.cancel()
-            queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-            self._queue = queue
-            self._senders = [
-                loop.create_task(self._deliver_forever(queue)) for _ in range(DELIVERIES_IN_FLIGHT)
-            ]
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        queue = self._queue
+        alive = [sender for sender in self._senders if not sender.done()]
+        self._senders = alive + [
+            loop.create_task(self._deliver_forever(queue))
+            for _ in range(DELIVERIES_IN_FLIGHT - len(alive))
+        ]
         self._queue.put_nowait((handler, body))
 
     async def _deliver_forever(self, queue: asyncio.Queue[tuple[str, str]]) -> None:

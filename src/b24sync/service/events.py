@@ -27,7 +27,6 @@ from b24sync.bitrix.events import (
     parse_event,
     verify_token,
 )
-from b24sync.bitrix.export import by_ids_command_count
 from b24sync.config import Settings
 from b24sync.errors import (
     BitrixError,
@@ -38,12 +37,12 @@ from b24sync.errors import (
     UnsafeHandlerUrl,
 )
 from b24sync.service.application import LocalApplication
-from b24sync.store import app_tokens, inbox, runs, schedule
+from b24sync.store import app_tokens, inbox, pending_children, runs, schedule
 from b24sync.store.database import PooledDatabase
 from b24sync.store.runs import RunMode, RunStatus
 from b24sync.streams import EVENT_NAMES, STREAMS, Stream, children_of, stream_named
 from b24sync.sync import discovery
-from b24sync.sync.engine import SyncEngine, parents_per_command
+from b24sync.sync.engine import SyncEngine, free_commands, parents_per_command, riding_order
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ class EventIntake:
         held them back; returns how many events are pending."""
         async with self.db.connection() as conn:
             pending = (await inbox.inbox_stats(conn)).pending
-            children = await inbox.streams_with_pending_children(conn)
+            children = await pending_children.streams(conn)
         if pending or children:
             await self.defer_apply()
         return pending
@@ -141,7 +140,7 @@ class EventIntake:
                     claimed = claimed or count > 0
                     applied += count
                 if not claimed:  # the records are current: now the children left behind
-                    for name in await inbox.streams_with_pending_children(conn):
+                    for name in await pending_children.streams(conn):
                         claimed = await self._apply_children(conn, name, schedules) or claimed
         return applied
 
@@ -171,33 +170,28 @@ class EventIntake:
                 return 0
             stream = stream_named(name)
             record_ids = sorted({p.record_id for p in pending})
-            children = sorted(  # links first: 50 parents a command
-                (c for c in children_of(stream) if schedules[c.name].enabled),
-                key=parents_per_command,
-                reverse=True,
-            )
+            children = riding_order([c for c in children_of(stream) if schedules[c.name].enabled])
             for child in children:
-                await inbox.note_children(conn, child.name, record_ids)
-            along = await self._claim_along(conn, children, by_ids_command_count(len(record_ids)))
+                await pending_children.note(conn, child.name, record_ids)
+            along = await self._claim_along(conn, children, free_commands(len(record_ids)))
             summary = await self.engine.by_ids(stream, record_ids, along)
             if summary.status != RunStatus.SUCCESS:
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
             for child, parents in along:
                 if child.name in summary.children:
-                    await inbox.children_refreshed(conn, child.name, list(parents))
+                    await pending_children.refreshed(conn, child.name, parents)
             await inbox.mark_processed(conn, ids)
         return len(ids)
 
     async def _claim_along(
-        self, conn: AsyncConnection[Any], children: list[Stream], used: int
+        self, conn: AsyncConnection[Any], children: list[Stream], room: int
     ) -> list[tuple[Stream, list[int]]]:
-        """The noted parents of each child that fit in the commands the records' call leaves
-        free (oldest first): the call is made anyway, so what rides in it costs nothing."""
-        room = max(1, math.ceil(used / MAX_BATCH)) * MAX_BATCH - used
+        """The noted parents of each child that fit in ``room`` commands (oldest first): the
+        records' call is made anyway, so what rides in it costs nothing."""
         along: list[tuple[Stream, list[int]]] = []
         for child in children:
             per_command = parents_per_command(child)
-            parents = await inbox.claim_children(conn, child.name, room * per_command)
+            parents = await pending_children.claim(conn, child.name, room * per_command)
             if parents:
                 along.append((child, parents))
                 room -= math.ceil(len(parents) / per_command)
@@ -212,14 +206,16 @@ class EventIntake:
         """One call's worth of a child stream's noted parents; False when none could be taken
         (its own sync holds them: the next apply, or the recovery tick, comes back)."""
         child = STREAMS.get(name)
-        async with conn.transaction():
-            if child is None or child.gone or name not in schedules or not schedules[name].enabled:
-                parents = await inbox.claim_children(conn, name, EVENTS_PER_APPLY)
-                await inbox.children_refreshed(conn, name, parents)  # nothing to refresh
-                return False
+        if child is None or child.gone or name not in schedules or not schedules[name].enabled:
+            await pending_children.drop(conn, name)  # nothing to refresh
+            return False
+        if name in await self.engine.running_entities(conn):
+            return False
         await self._pace(conn)
         async with conn.transaction():
-            parents = await inbox.claim_children(conn, name, MAX_BATCH * parents_per_command(child))
+            parents = await pending_children.claim(
+                conn, name, MAX_BATCH * parents_per_command(child)
+            )
             if not parents:
                 return False
             try:
@@ -228,7 +224,7 @@ class EventIntake:
                 return False
             if summary.status != RunStatus.SUCCESS:
                 raise TransientSyncFailure(summary.error or "children refresh failed")
-            await inbox.children_refreshed(conn, name, parents)
+            await pending_children.refreshed(conn, name, parents)
         return True
 
     async def _pace(self, conn: AsyncConnection[Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -15,15 +16,17 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from b24sync.bitrix.client import BitrixClient, counting_calls, grouped
+from b24sync.bitrix.client import MAX_BATCH, BatchResult, BitrixClient, counting_calls, grouped
 from b24sync.bitrix.export import (
     ExportPage,
+    by_ids_command_count,
     by_ids_commands,
     by_ids_records,
     export_records,
     prefetched,
 )
 from b24sync.errors import (
+    BitrixError,
     DatabaseUnavailable,
     OperationTimeLimit,
     PortalServerError,
@@ -605,18 +608,30 @@ class SyncEngine:
                     conn, entity.table, [i for i in set(ids) if i not in found]
                 )
             for n, (child, parents) in enumerate(children):
-                rows = RunCounts()
-                await _child_reader(child).refresh_parents(
-                    self.client, conn, child, parents, rows, batch.part(f"c{n}")
-                )
-                log.info(
-                    "%s of %d %s refreshed along: %d rows",
-                    child.name,
-                    len(set(parents)),
-                    entity.name,
-                    rows.upserted,
-                )
-                refreshed.append(child.name)
+                if await self._refresh_along(conn, child, parents, batch.part(f"c{n}")):
+                    refreshed.append(child.name)
+
+    async def _refresh_along(
+        self,
+        conn: AsyncConnection[Any],
+        child: Stream,
+        parents: Sequence[int],
+        answered: BatchResult,
+    ) -> bool:
+        """Store a child's rows that rode in the records' call; a child the portal refused
+        fails alone (its parents stay noted), so the records it rode with are kept."""
+        rows = RunCounts()
+        try:
+            await _child_reader(child).refresh_parents(
+                self.client, conn, child, parents, rows, answered
+            )
+        except BitrixError as exc:
+            log.warning("%s of %d parents not refreshed: %s", child.name, len(parents), exc)
+            return False
+        log.info(
+            "%s of %d parents refreshed along: %d rows", child.name, len(parents), rows.upserted
+        )
+        return True
 
     async def _hold_lock(self, held: AsyncExitStack, entity: Stream) -> bool:
         """Take ``entity``'s sync lock for the rest of ``held``; False when a sync holds it."""
@@ -635,3 +650,15 @@ def _child_reader(stream: Stream) -> ModuleType:
 def parents_per_command(child: Stream) -> int:
     """How many parents' rows one command reads: 50 for links, one for product rows."""
     return int(_child_reader(child).PARENTS_PER_COMMAND)
+
+
+def riding_order(children: Sequence[Stream]) -> list[Stream]:
+    """The order children take the free commands of a records' call: the cheapest per parent
+    first (links: 50 parents a command), so one call refreshes the most parents."""
+    return sorted(children, key=parents_per_command, reverse=True)
+
+
+def free_commands(records: int) -> int:
+    """The commands a by-ids call for ``records`` records leaves free in its last batch call."""
+    used = by_ids_command_count(records)
+    return max(1, math.ceil(used / MAX_BATCH)) * MAX_BATCH - used
