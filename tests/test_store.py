@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import psycopg
 from alembic import command
 
+from b24sync.store import pending_children
 from b24sync.store.migrate import alembic_config, migrate
 
 SERVICE_TABLES = {
@@ -88,3 +90,26 @@ def test_embedded_server_restarts_with_its_data(tmp_path: Path) -> None:
     )
     assert first.stdout.strip() == "a"
     assert second.stdout.strip() == "a,b"
+
+
+async def test_a_note_made_while_its_parent_is_being_refreshed_outlives_that_refresh(
+    database_url: str,
+) -> None:
+    """Worker A has claimed deal 10's product rows and is reading them; deal 10 changes and
+    worker B notes it again. A's refresh may predate the change, so B's note must survive
+    A's end (a note merged into A's would be deleted with it)."""
+    async with (
+        await psycopg.AsyncConnection.connect(database_url) as a,
+        await psycopg.AsyncConnection.connect(database_url) as b,
+    ):
+        await pending_children.note(a, "deal_productrow", [10])
+        await a.commit()
+        assert await pending_children.claim(a, "deal_productrow", 50) == [10]  # A's transaction
+        noting = asyncio.create_task(pending_children.note(b, "deal_productrow", [10]))
+        await asyncio.sleep(0.3)
+        assert not noting.done()  # B waits for A's refresh to end
+        await pending_children.refreshed(a, "deal_productrow", [10])
+        await a.commit()
+        await noting
+        await b.commit()
+        assert await pending_children.claim(a, "deal_productrow", 50) == [10]
