@@ -41,7 +41,8 @@ from b24emu.server import free_port
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
 from b24sync.streams import STREAMS, children_of
-from b24sync.streams.registry import item_stream_name
+from b24sync.streams.kinds import smart_process_streams
+from b24sync.streams.model import SmartProcess
 from emulator_process import emulator_process
 
 API_KEY = secrets.token_urlsafe(24)
@@ -123,7 +124,13 @@ def only_these_streams(db_url: str, streams: list[str]) -> None:
     """Every other stream switched off before the service starts: a sync of something else
     (the first scheduler tick queues every stream never synced, product rows included: a call
     per 50 deals) would spend the request budget the events are measured against."""
-    demo = [item_stream_name(p.entity_type_id) for p in SMART_PROCESSES]
+    demo = [  # every stream a demo smart process can have: items, stage history, product rows
+        stream.name
+        for p in SMART_PROCESSES
+        for stream in smart_process_streams(
+            SmartProcess(p.entity_type_id, p.title, has_stages=True, links_products=True)
+        )
+    ]
     others = [name for name in [*STREAMS, *demo] if name not in streams]
     with psycopg.connect(db_url) as conn:
         for name in others:
@@ -204,6 +211,17 @@ def by_ids_runs(db_url: str, since: datetime | None = None) -> Applied:
         ).fetchone()
     assert row is not None
     return Applied(int(row[0]), int(row[1]), float(row[2]), float(row[3]))
+
+
+def other_runs(db_url: str, since: datetime) -> list[str]:
+    """The syncs that spent calls beside the events' (they share the portal's budget)."""
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT entity, sync_type, api_calls FROM b24sync.sync_runs "
+            "WHERE sync_type <> 'by_ids' AND coalesce(finished_at, now()) >= %s ORDER BY id",
+            (since,),
+        ).fetchall()
+    return [f"{entity} {mode} ({calls} calls)" for entity, mode, calls in rows]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -288,6 +306,7 @@ def main() -> None:
                 synced = synced_times(db_url, target, count)
             window = time.time() - editing_started
             applied = by_ids_runs(db_url, datetime.fromtimestamp(editing_started, UTC))
+            others = other_runs(db_url, datetime.fromtimestamp(editing_started, UTC))
         finally:
             service.terminate()
             service.wait(timeout=30)
@@ -310,6 +329,7 @@ def main() -> None:
         f"({calls / window:.2f} calls/s of the portal's {plan.rate:g}/s; fewest possible for the data: "
         f"{-(-count // 2500)} list calls)"
     )
+    print(f"other syncs meanwhile: {', '.join(others) or 'none'}")
     print(
         f"a by-ids run took {applied.seconds_per_run * 1000:.0f} ms on average; "
         f"runs started {applied.seconds_between * 1000:.0f} ms apart"
