@@ -315,7 +315,7 @@ def main() -> None:
     latencies = [(synced[i].timestamp() - sent[i]) for i in synced]
     calls = applied.calls
     print(
-        f"{count} edits at {args.rate:.0f}/s over {args.seconds:.0f} s; "
+        f"{count} edits at {args.rate:g}/s over {args.seconds:g} s; "
         f"{len(synced)} rows caught up ({count - len(synced)} missing)"
     )
     if latencies:

@@ -45,6 +45,10 @@ RECOVER_CRON = "* * * * * */5"
 # Every 15 s (croniter's sixth field is seconds): offline events wait at most that long, and an
 # empty poll costs one call (about 3 % of a 2 req/s budget); nothing under an inbound webhook.
 DRAIN_CRON = "* * * * * */15"
+# A job queued while a copy holding its lock runs cannot start then, and procrastinate looks
+# again only at its next poll (5 s by default), not when that copy ends: an event that arrives
+# as an apply job finishes would wait that long.
+JOB_POLL_SECONDS = 1.0
 WORKER_CONCURRENCY = 4  # syncs of different entities run side by side; the portal limit is shared
 
 SYNC_RETRY_SECONDS = (10, 20, 40)  # a sync that failed transiently runs again, three times
@@ -156,4 +160,5 @@ async def run_worker(app: procrastinate.App, *, name: str = "b24sync") -> None:
         update_heartbeat_interval=HEARTBEAT_SECONDS,
         stalled_worker_timeout=STALLED_AFTER_SECONDS,
         shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+        fetch_job_polling_interval=JOB_POLL_SECONDS,
     )

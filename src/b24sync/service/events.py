@@ -123,17 +123,11 @@ class EventIntake:
         applied = 0
         async with self.db.connection() as conn:
             await discovery.load(conn)
-            pending = await inbox.pending_entities(conn)
-            if any(name not in STREAMS for name in pending):  # a type created since: ask once
-                try:
-                    await discovery.discover(self.client, conn)
-                except BitrixError as exc:  # its events wait rather than be dropped as unknown
-                    raise TransientSyncFailure(f"smart processes not discovered: {exc}") from exc
-            schedules = await schedule.read_schedules(
-                conn, list(STREAMS), self.settings.sync_default_interval_minutes
-            )
             claimed = True
             while claimed:  # until a pass finds nothing it can claim (others may hold some)
+                if applied:  # the next call cannot start sooner: what arrives meanwhile rides
+                    await self._pace(conn)
+                schedules = await self._schedules_now(conn)
                 claimed = False
                 for name in await inbox.pending_entities(conn):
                     count = await self._apply_entity(conn, name, schedules)
@@ -143,6 +137,21 @@ class EventIntake:
                     for name in await pending_children.streams(conn):
                         claimed = await self._apply_children(conn, name, schedules) or claimed
         return applied
+
+    async def _schedules_now(
+        self, conn: AsyncConnection[Any]
+    ) -> Mapping[str, schedule.EntitySchedule]:
+        """Every stream's schedule as it is now (a job lingers while events come, and they may
+        change meanwhile), after asking the portal about a smart process that pending events
+        name and this process has not seen."""
+        if any(name not in STREAMS for name in await inbox.pending_entities(conn)):
+            try:
+                await discovery.discover(self.client, conn)
+            except BitrixError as exc:  # its events wait rather than be dropped as unknown
+                raise TransientSyncFailure(f"smart processes not discovered: {exc}") from exc
+        return await schedule.read_schedules(
+            conn, list(STREAMS), self.settings.sync_default_interval_minutes
+        )
 
     async def _apply_entity(
         self,
