@@ -92,6 +92,22 @@ async def test_no_record_skipped_or_repeated_with_gaps(
     assert_mirror_equals_portal(database_url, emu, "deal")
 
 
+async def test_a_second_full_sync_marks_exactly_the_records_gone(
+    engine: SyncEngine, emu: Emulator, database_url: str
+) -> None:
+    """Gone one by one, in runs, at either end and beyond the last one: each page marks the
+    ranges it read empty, the rest stays live."""
+    seed_portal(emu.portal, {"deal": 3000})
+    await engine.full(stream_named("deal"))
+    gone = [1, 2, 500, *range(1201, 1900), 2950, 2999, 3000]
+    for rid in gone:
+        emu.portal.delete("deal", rid)
+    summary = await engine.full(stream_named("deal"))
+    assert summary.status == "success" and summary.deleted == len(gone)
+    assert_mirror_equals_portal(database_url, emu, "deal")
+    assert sorted(rows(database_url, "crm_deal", "_deleted_at IS NOT NULL")) == gone
+
+
 async def test_incremental_after_edits_adds_and_deletes(
     engine: SyncEngine, emu: Emulator, database_url: str
 ) -> None:

@@ -211,10 +211,7 @@ async def upsert(
     # $n parameters, sent as they are: the query's literals (field names) may hold a `%`
     async with AsyncRawCursor(conn) as cur:
         cur.adapters.register_dumper(list, ListBinaryDumper)  # arrays in binary: no escaping
-        # a page's typed rows stay in memory; the statement is planned once, not per page
-        await cur.execute(
-            "SET LOCAL work_mem = '64MB'; SET LOCAL plan_cache_mode = force_generic_plan"
-        )
+        await cur.execute("SET LOCAL work_mem = '64MB'")  # a page's typed rows stay in memory
         await cur.execute(
             _page_statement(conn, table, columns), [ids, [json_bytes(latest[i]) for i in ids]]
         )
@@ -257,16 +254,21 @@ async def mark_absent(
     conn: AsyncConnection[Any], table: str, intervals: Sequence[tuple[int, int]]
 ) -> int:
     """Soft-delete the live rows with IDs in these intervals ``[lo, hi]``, which a full sync
-    read whole from the portal and found empty; committed with the page that read them."""
+    read whole from the portal and found empty; committed with the page that read them.
+
+    The intervals are written into the statement: the planner then scans the key's index for
+    each, where a join with them as an array (sizes unknown) scans the whole table a page.
+    """
     if not intervals:
         return 0
     cur = await conn.execute(
-        sql.SQL(
-            "UPDATE {} AS t SET _deleted_at = now() "
-            "FROM unnest(%s::bigint[], %s::bigint[]) AS absent (lo, hi) "
-            "WHERE t.id BETWEEN absent.lo AND absent.hi AND t._deleted_at IS NULL"
-        ).format(ident(DATA_SCHEMA, table)),
-        ([lo for lo, _ in intervals], [hi for _, hi in intervals]),
+        sql.SQL("UPDATE {} SET _deleted_at = now() WHERE _deleted_at IS NULL AND ({})").format(
+            ident(DATA_SCHEMA, table),
+            sql.SQL(" OR ").join(
+                sql.SQL("id BETWEEN {} AND {}").format(sql.Literal(lo), sql.Literal(hi))
+                for lo, hi in intervals
+            ),
+        )
     )
     return cur.rowcount
 
