@@ -1,7 +1,8 @@
 """Full-sync benchmark against b24emu over real sockets, with the portal's limits switched on.
 
 Prints API calls, wall time, records/s, the emulator's theoretical lower bound and our ratio to
-it, the same for fast_bitrix24's get_all, and the loader's rows/s into a 100-column table.
+it, the calls the emulator refused, the same for fast_bitrix24's get_all, and the loader's rows/s
+into a 100-column table.
 
     .venv/bin/python bench/sync_bench.py --deals 100000
 """
@@ -100,6 +101,11 @@ def main() -> None:
         )
         print(
             f"theoretical lower bound: {min_calls} calls, {bound:.1f} s; ratio {seconds / bound:.2f}"
+        )
+        stats = httpx.get(base + "/_emulator/stats").json()
+        print(
+            f"portal: {stats['http_calls']} HTTP calls served, {stats['rate_limited']} "
+            f"QUERY_LIMIT_EXCEEDED, {stats['operation_limited']} OPERATION_TIME_LIMIT"
         )
 
         httpx.post(base + "/_emulator/reset")
