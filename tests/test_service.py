@@ -468,11 +468,41 @@ async def test_a_deal_event_refreshes_its_contacts_and_product_rows_in_the_same_
             == [3, 4]
             and product_names(database_url, [10]) == {10: ["Сервер"]}
             and scalar(database_url, "SELECT count(*) FROM b24sync.pending_children") == 0
+            and bool(by_ids_calls(database_url))  # the run's end is written after its rows
         )
 
     await stack.wait_for(applied)
     assert by_ids_calls(database_url) == [("deal", 1)]  # deals, links and rows: one batch call
     assert stack.emu.stats.by_method["crm.deal.list"] == listed + 1
+
+
+async def test_a_deal_event_brings_the_deals_new_stage_moves_in_the_same_call(
+    stack: Stack, database_url: str
+) -> None:
+    """A deal moved through three stages in the portal's UI: its event's one call also reads
+    the deal stage history above the highest stored row, so the moves are there at once, not
+    at the history's next scheduled run."""
+    for name in ("deal", "deal_stage_history"):
+        summary = await stack.service.engine.full(STREAMS[name])
+        assert summary.status == "success", (name, summary.error)
+    for stage in ("PREPARATION", "EXECUTING", "WON"):
+        stack.emu.portal.update("deal", 10, {"STAGE_ID": stage})
+    await stack.api.post(
+        "/api/v1/webhooks/bitrix", data=event_form(APPLICATION_TOKEN, **{"data[FIELDS][ID]": "10"})
+    )
+    moves = (
+        "SELECT array_agg(stage_id ORDER BY id) FROM bitrix24.crm_stage_history "
+        "WHERE entity_type_id = 2 AND owner_id = 10 AND stage_id IN ('PREPARATION', 'EXECUTING', "
+        "'WON')"
+    )
+
+    async def applied() -> bool:
+        return scalar(database_url, moves) == ["PREPARATION", "EXECUTING", "WON"] and bool(
+            by_ids_calls(database_url)
+        )
+
+    await stack.wait_for(applied)
+    assert by_ids_calls(database_url) == [("deal", 1)]
 
 
 async def test_product_rows_no_call_had_room_for_follow_in_their_own(

@@ -40,7 +40,14 @@ from b24sync.service.application import LocalApplication
 from b24sync.store import app_tokens, inbox, pending_children, runs, schedule
 from b24sync.store.database import PooledDatabase
 from b24sync.store.runs import RunMode, RunStatus
-from b24sync.streams import EVENT_NAMES, STREAMS, Stream, children_of, stream_named
+from b24sync.streams import (
+    EVENT_NAMES,
+    STREAMS,
+    Stream,
+    children_of,
+    history_of,
+    stream_named,
+)
 from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine, free_commands, parents_per_command, riding_order
 
@@ -182,12 +189,17 @@ class EventIntake:
             children = riding_order([c for c in children_of(stream) if schedules[c.name].enabled])
             for child in children:
                 await pending_children.note(conn, child.name, record_ids)
-            along = await self._claim_along(conn, children, free_commands(len(record_ids)))
+            room = free_commands(len(record_ids))
+            history = history_of(stream)  # a stage move appends to it: its new rows ride too
+            along: list[tuple[Stream, list[int]]] = []
+            if history is not None and schedules[history.name].enabled and room:
+                along, room = [(history, [])], room - 1
+            along += await self._claim_along(conn, children, room)
             summary = await self.engine.by_ids(stream, record_ids, along)
             if summary.status != RunStatus.SUCCESS:
                 raise TransientSyncFailure(summary.error or "by-ids sync failed")
             for child, parents in along:
-                if child.name in summary.children:
+                if parents and child.name in summary.children:
                     await pending_children.refreshed(conn, child.name, parents)
             await inbox.mark_processed(conn, ids)
         return len(ids)

@@ -192,6 +192,10 @@ class StreamRegistry(Mapping[str, Stream]):
     def children_of(self, parent: Stream) -> list[Stream]:
         return [s for s in self._streams.values() if s.parent == parent.name]
 
+    def history_of(self, stream: Stream) -> Stream | None:
+        """The stage history of a stream's records, when it has one."""
+        return self._streams.get(f"{stream.name}{STAGE_HISTORY_SUFFIX}")
+
     def live(self) -> list[Stream]:
         """The streams there is something to sync for (not a smart process the portal deleted)."""
         return [s for s in self._streams.values() if not s.gone]
@@ -219,6 +223,10 @@ def streams_of(kind: Kind) -> list[Stream]:
 
 def children_of(parent: Stream) -> list[Stream]:
     return STREAMS.children_of(parent)
+
+
+def history_of(stream: Stream) -> Stream | None:
+    return STREAMS.history_of(stream)
 
 
 def stream_or_item(name: str) -> Stream:

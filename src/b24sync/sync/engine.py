@@ -198,8 +198,9 @@ class SyncEngine:
 
         ``along``: child streams, each with the parents whose rows are read in the same batch
         call as the records (an event's deals, their contacts and their product rows: one call,
-        where three runs took three). A child whose own sync is running is left out; the
-        summary's ``children`` names the ones refreshed.
+        where three runs took three), and the records' stage history (its new rows; no parents).
+        One whose own sync is running is left out; the summary's ``children`` names the ones
+        refreshed.
         """
         refreshed: list[str] = []
 
@@ -590,10 +591,13 @@ class SyncEngine:
         same batch; IDs the portal lacks are deleted."""
         schema = await self.recent_schema(conn, entity)
         async with AsyncExitStack() as held:
-            children = [(c, p) for c, p in along if await self._hold_lock(held, c)]
             groups = {"r": by_ids_commands(entity.listing, ids, schema.select)}
-            for n, (child, parents) in enumerate(children):
-                groups[f"c{n}"] = _child_reader(child).commands(child, parents)
+            children: list[tuple[Stream, Sequence[int]]] = []
+            for child, parents in along:
+                commands = await self._rider_commands(held, conn, child, parents)
+                if commands:
+                    groups[f"c{len(children)}"] = commands
+                    children.append((child, parents))
             batch = await self.client.batch(grouped(groups))
             records = by_ids_records(entity.listing, batch.part("r"), groups["r"])
             if schema.lacks_any(records):
@@ -611,6 +615,21 @@ class SyncEngine:
                 if await self._refresh_along(conn, child, parents, batch.part(f"c{n}")):
                     refreshed.append(child.name)
 
+    async def _rider_commands(
+        self,
+        held: AsyncExitStack,
+        conn: AsyncConnection[Any],
+        child: Stream,
+        parents: Sequence[int],
+    ) -> dict[str, str]:
+        """What a stream riding in the records' call asks; nothing while its own sync runs, or
+        for a log never synced (its first run reads it whole, which is no event's business)."""
+        if not await self._hold_lock(held, child):
+            return {}
+        if child.kind is Kind.LOG:
+            return await logs.commands(conn, child)
+        return dict(_child_reader(child).commands(child, parents))
+
     async def _refresh_along(
         self,
         conn: AsyncConnection[Any],
@@ -622,9 +641,12 @@ class SyncEngine:
         fails alone (its parents stay noted), so the records it rode with are kept."""
         rows = RunCounts()
         try:
-            await _child_reader(child).refresh_parents(
-                self.client, conn, child, parents, rows, answered
-            )
+            if child.kind is Kind.LOG:
+                await logs.append_answered(self.client, conn, child, rows, answered)
+            else:
+                await _child_reader(child).refresh_parents(
+                    self.client, conn, child, parents, rows, answered
+                )
         except BitrixError as exc:
             log.warning("%s of %d parents not refreshed: %s", child.name, len(parents), exc)
             return False

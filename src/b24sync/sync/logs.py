@@ -9,9 +9,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from b24sync.bitrix.client import BitrixClient
-from b24sync.bitrix.export import export_records, prefetched
-from b24sync.store import declared
+from b24sync.bitrix.client import BatchResult, BitrixClient
+from b24sync.bitrix.export import PAGE, Record, export_records, prefetched, raise_first_error
+from b24sync.store import declared, mirror
 from b24sync.store.declared import Row
 from b24sync.store.runs import RunCounts
 from b24sync.streams import Stream
@@ -38,10 +38,43 @@ async def append_new(
             commands_per_call=commands_per_call,
         )
     ):
-        rows: list[Row] = []
-        for record in page.records:
-            row, failed = declared.typed_row(stream, {**stream.params, **record}, record)
-            rows.append(row)
-            counts.failed_conversions += failed
-        counts.upserted += await declared.append(conn, stream, rows)
-        counts.fetched += len(page.records)
+        await _append(conn, stream, page.records, counts)
+
+
+async def _append(
+    conn: AsyncConnection[Any], stream: Stream, records: list[Record], counts: RunCounts
+) -> None:
+    rows: list[Row] = []
+    for record in records:
+        row, failed = declared.typed_row(stream, {**stream.params, **record}, record)
+        rows.append(row)
+        counts.failed_conversions += failed
+    counts.upserted += await declared.append(conn, stream, rows)
+    counts.fetched += len(records)
+
+
+async def commands(conn: AsyncConnection[Any], stream: Stream) -> dict[str, str]:
+    """The first page of the rows above the highest stored ID: one command, to ride in another
+    stream's call (a deal event's call reads the deals' new stage moves too); none before the
+    log's first run has stored a row."""
+    if not await mirror.relation_exists(conn, stream.table):
+        return {}
+    after = await declared.last_id(conn, stream)
+    if not after:
+        return {}
+    return {"h": stream.listing.command({f">{stream.id_field}": after}, list(stream.select), "ASC")}
+
+
+async def append_answered(
+    client: BitrixClient,
+    conn: AsyncConnection[Any],
+    stream: Stream,
+    counts: RunCounts,
+    answered: BatchResult,
+) -> None:
+    """Append the page :func:`commands` asked for; a full page means more: read on."""
+    raise_first_error(answered.errors)
+    records = stream.listing.records(answered.result.get("h"))
+    await _append(conn, stream, records, counts)
+    if len(records) >= PAGE:
+        await append_new(client, conn, stream, counts, from_start=False)
