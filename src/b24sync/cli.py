@@ -227,13 +227,15 @@ def run(
         console.print(f"[green]database ready[/green] ({summary['database']})")
         mode = RunMode.FULL if demo else RunMode.INCREMENTAL  # the demo portal starts anew
         later: list[str] = []  # a call per 50 parents: synced by the service, not before it
-        for stream in asyncio.run(discovered_streams(settings, db.url)):
+        streams = asyncio.run(discovered_streams(settings, db.url))
+        width = max(len(stream.name) for stream in streams)
+        for stream in streams:
             if stream.owner_key is not None:
                 later.append(stream.name)
                 continue
             done = asyncio.run(_sync_with_progress(settings, db.url, stream, mode))
             console.print(
-                f"  {stream.name:<16} {done.mode:<11} {done.status:<8} {done.fetched:>7,} records "
+                f"  {stream.name:<{width}} {done.mode:<11} {done.status:<8} {done.fetched:>7,} records "
                 f"{done.api_calls:>5} API calls {done.seconds:>6.1f} s"
             )
         if later:
