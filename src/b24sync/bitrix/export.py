@@ -266,14 +266,6 @@ def by_ids_records(method: ListMethod, batch: BatchResult, names: Iterable[str])
     return [record for page in answered.values() for record in page]
 
 
-async def fetch_by_ids(
-    client: BitrixClient, method: ListMethod, ids: Sequence[int], select: list[str]
-) -> list[Record]:
-    """The records with these IDs, the commands in one batch call per 50."""
-    commands = by_ids_commands(method, ids, select)
-    return by_ids_records(method, await client.batch(commands), commands)
-
-
 _RETRYABLE_COMMAND_ERRORS = frozenset({"OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"})
 
 
