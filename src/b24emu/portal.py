@@ -700,4 +700,4 @@ _ENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def _project(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    return {c: record.get(c) for c in columns if c in record}
+    return {c: record[c] for c in columns if c in record}
