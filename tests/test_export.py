@@ -105,3 +105,23 @@ async def test_filter_is_applied_to_every_range() -> None:
         emu.portal.update("lead", rid, {"STATUS_ID": "JUNK"})
     got = await exported_ids(emu, filter={"STATUS_ID": "JUNK"}, commands_per_call=2)
     assert sorted(got) == list(range(1, 400, 3))
+
+
+@pytest.mark.parametrize("padding", [0, 100_000], ids=["small answer", "large answer"])
+async def test_answers_are_read_exactly_whatever_json_holds(padding: int) -> None:
+    """The client hands over what the portal wrote, in small answers and large ones (read in a
+    thread): integers beyond 64 bits whole (a faster JSON reader would make them floats), text
+    in any script. The emulator writes them whole too."""
+    emu = portal_with_ids({1})
+    emu.portal.store("lead").records[1].update(
+        {"COMMENTS": "Ж" * padding + "ok", "TITLE": 123456789012345678901234567890}
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
+        client = BitrixClient(
+            http,
+            WebhookAuth(WebhookUrl.parse("http://emu/rest/1/exporttoken/")),
+            limiter=LeakyBucket(BucketRule(rate=1000, burst=10000)),
+        )
+        lead = (await client.call("crm.lead.get", {"id": 1}))["result"]
+    assert lead["TITLE"] == 123456789012345678901234567890
+    assert lead["COMMENTS"] == "Ж" * padding + "ok"

@@ -46,6 +46,7 @@ from b24sync.store.runs import RunCounts, RunMode, RunStatus
 from b24sync.streams import STREAMS, Kind, Stream, streams_of
 from b24sync.sync import discovery, links, logs, per_parent, references
 from b24sync.sync.cursor import Cursor
+from b24sync.sync.lanes import Turn, write_in_order
 
 log = logging.getLogger(__name__)
 
@@ -380,11 +381,16 @@ class SyncEngine:
         mode: str,
         run_id: int,
         checkpoint: dict[str, Any] | None,
+        turn: Turn | None = None,
     ) -> None:
+        """One page in one transaction: its rows, what it found gone, its checkpoint and the
+        run's counts; ``turn`` (lanes.write_in_order) waits for the page before to commit."""
         async with conn.transaction():
             written = await mirror.upsert(
                 conn, entity.table, columns, page.records, entity.id_field
             )
+            if turn is not None:
+                await turn()
             counts.upserted += written.upserted
             if checkpoint is not None:  # a full sync: what the page found gone is gone
                 counts.deleted += await mirror.mark_absent(conn, entity.table, page.absent)
@@ -410,29 +416,25 @@ class SyncEngine:
             if "portal_started" in checkpoint
             else self._portal_now()
         )
-        async for page in prefetched(
-            export_records(
-                self.client,
-                entity.listing,
-                select=schema.select,
-                start_after=start_after,
-                commands_per_call=self.commands_per_call,
-            )
-        ):
+
+        async def write(c: AsyncConnection[Any], page: ExportPage, turn: Turn) -> None:
+            reached = {
+                "last_id": page.watermark,
+                "run_id": run_id,
+                "portal_started": run_started.isoformat(),
+            }
             await self._load(
-                conn,
-                entity,
-                schema.columns,
-                page,
-                counts,
-                RunMode.FULL,
-                run_id,
-                {
-                    "last_id": page.watermark,
-                    "run_id": run_id,
-                    "portal_started": run_started.isoformat(),
-                },
+                c, entity, schema.columns, page, counts, RunMode.FULL, run_id, reached, turn
             )
+
+        pages = export_records(
+            self.client,
+            entity.listing,
+            select=schema.select,
+            start_after=start_after,
+            commands_per_call=self.commands_per_call,
+        )
+        await write_in_order(conn, self.dsn, prefetched(pages), write)
         # Each page marked the records its ranges no longer hold: no ID is kept for the end. A
         # record deleted after its range was read is caught by its event or the reconcile.
         await runs.write_state(
@@ -455,18 +457,20 @@ class SyncEngine:
             return
         schema = await self.sync_schema(conn, entity)
         run_started = self._portal_now()
-        async for page in prefetched(
-            export_records(
-                self.client,
-                entity.listing,
-                select=schema.select,
-                filter=cursor.filter(),
-                commands_per_call=self.commands_per_call,
-            )
-        ):
+
+        async def write(c: AsyncConnection[Any], page: ExportPage, turn: Turn) -> None:
             await self._load(
-                conn, entity, schema.columns, page, counts, RunMode.INCREMENTAL, run_id, None
+                c, entity, schema.columns, page, counts, RunMode.INCREMENTAL, run_id, None, turn
             )
+
+        pages = export_records(
+            self.client,
+            entity.listing,
+            select=schema.select,
+            filter=cursor.filter(),
+            commands_per_call=self.commands_per_call,
+        )
+        await write_in_order(conn, self.dsn, prefetched(pages), write)
         await runs.write_state(
             conn,
             entity.name,
