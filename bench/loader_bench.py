@@ -14,7 +14,7 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,12 @@ from typing import Any
 import psycopg
 
 from b24sync.schema.planner import ColumnSpec, plan_table
+from b24sync.schema.types import json_text
 from b24sync.store import mirror
 from b24sync.store.embedded import EmbeddedPostgres
 from b24sync.store.migrate import migrate
+from b24sync.sync.lanes import Turn, write_in_order
+from cpu import cpu_seconds
 
 PAGE = 2500
 TABLE = "crm_bench"
@@ -84,43 +87,76 @@ class Rate:
         return f"{self.wall:.0f} rows/s ({cpu} rows per CPU-second)"
 
 
-def backend_cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 async def load(
-    conn: psycopg.AsyncConnection[Any], columns: list[ColumnSpec], records: list[dict[str, Any]]
+    conn: psycopg.AsyncConnection[Any],
+    db_url: str,
+    columns: list[ColumnSpec],
+    records: list[dict[str, Any]],
 ) -> Rate:
-    """Write ``records`` through the loader, a page per transaction, as a sync does."""
-    backend_before = backend_cpu_seconds(conn.info.backend_pid)
+    """Write ``records`` through the loader as a sync does: a page per transaction, two pages
+    converting at once on two connections, committed in order (sync/lanes.py)."""
+    backend_cpu: dict[int, tuple[float, float]] = {}  # backend -> CPU seconds first seen, last
+
+    async def write(
+        c: psycopg.AsyncConnection[Any], page: list[dict[str, Any]], turn: Turn
+    ) -> None:
+        pid = c.info.backend_pid
+        seen = cpu_seconds(pid) or 0.0
+        async with c.transaction():
+            await mirror.upsert(c, TABLE, columns, page)
+            await turn()
+        backend_cpu[pid] = (backend_cpu.get(pid, (seen, 0.0))[0], cpu_seconds(pid) or 0.0)
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    await write_in_order(conn, db_url, pages_of(records), write)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if cpu_seconds(conn.info.backend_pid) is None:  # the server is not on this machine
+        return Rate(len(records) / wall, None)
+    backends = sum(last - first for first, last in backend_cpu.values())
+    return Rate(len(records) / wall, len(records) / (cpu + backends))
+
+
+async def pages_of(records: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    for offset in range(0, len(records), PAGE):
+        yield records[offset : offset + PAGE]
+
+
+async def copy_ceiling(conn: psycopg.AsyncConnection[Any], records: list[dict[str, Any]]) -> Rate:
+    """PostgreSQL's own COPY of the records as (id, _raw jsonb) into a table of just those, a
+    page per transaction, one connection: no conversion, no upsert, no typed column. What one
+    backend can take in at all on this machine, for the loader's figures to be read against."""
+    await conn.execute("CREATE TEMP TABLE copy_ceiling (id bigint PRIMARY KEY, _raw jsonb)")
+    backend_before = cpu_seconds(conn.info.backend_pid)
     started, cpu_started = time.perf_counter(), time.process_time()
     for offset in range(0, len(records), PAGE):
-        page = records[offset : offset + PAGE]
-        async with conn.transaction():
-            await mirror.upsert(conn, TABLE, columns, page)
+        async with (
+            conn.transaction(),
+            conn.cursor().copy("COPY copy_ceiling (id, _raw) FROM STDIN") as copy,
+        ):
+            for record in records[offset : offset + PAGE]:
+                await copy.write_row((int(record["ID"]), json_text(record)))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    backend_after = backend_cpu_seconds(conn.info.backend_pid)
+    backend_after = cpu_seconds(conn.info.backend_pid)
+    await conn.execute("DROP TABLE copy_ceiling")
     if backend_before is None or backend_after is None:
         return Rate(len(records) / wall, None)
     return Rate(len(records) / wall, len(records) / (cpu + backend_after - backend_before))
 
 
-async def loader_rows_per_second(db_url: str, mix: Mix, rows: int) -> tuple[Rate, Rate]:
-    """A first load into an empty table, then a load of every record changed."""
+async def loader_rows_per_second(db_url: str, mix: Mix, rows: int) -> tuple[Rate, Rate, Rate]:
+    """A first load into an empty table, then a load of every record changed; and the COPY
+    ceiling of the same records."""
     plan = plan_table(mirror.DATA_SCHEMA, TABLE, {}, bench_fields(mix), "bench")
     first, changed = bench_records(mix, rows), bench_records(mix, rows, salt=1)
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute(f"DROP TABLE IF EXISTS {mirror.DATA_SCHEMA}.{TABLE}")
         for statement in plan.statements:
             await conn.execute(statement)
-        inserted = await load(conn, plan.active, first)
-        updated = await load(conn, plan.active, changed)
+        inserted = await load(conn, db_url, plan.active, first)
+        updated = await load(conn, db_url, plan.active, changed)
         await conn.execute(f"DROP TABLE {mirror.DATA_SCHEMA}.{TABLE}")
-    return inserted, updated
+        ceiling = await copy_ceiling(conn, first)
+    return inserted, updated, ceiling
 
 
 @contextmanager
@@ -147,10 +183,13 @@ def main() -> None:
     with database() as db_url:
         migrate(db_url)
         for name in MIXES if args.mix == "all" else [args.mix]:
-            inserts, updates = asyncio.run(loader_rows_per_second(db_url, MIXES[name], args.rows))
+            inserts, updates, ceiling = asyncio.run(
+                loader_rows_per_second(db_url, MIXES[name], args.rows)
+            )
             print(
                 f"loader, {args.rows} records of the {name} mix into a 100-column table: "
-                f"inserted {inserts}; updated {updates}"
+                f"inserted {inserts}; updated {updates}; PostgreSQL's COPY of (id, _raw) "
+                f"alone, one connection: {ceiling}"
             )
 
 

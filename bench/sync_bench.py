@@ -119,7 +119,7 @@ def main() -> None:
         print(
             f"per-record time, ours / fast_bitrix24: {(seconds / fetched) / (fb_seconds / fb_count):.2f}"
         )
-        inserted, _ = asyncio.run(loader_rows_per_second(db_url, MIXES["plain"], 50000))
+        inserted, _, _ = asyncio.run(loader_rows_per_second(db_url, MIXES["plain"], 50000))
         print(f"loader alone, 100-column table: {inserted} (bench/loader_bench.py)")
         pg.stop()
 
