@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from b24sync.store.migrate import migrate
 from b24sync.store.rate_bucket import SharedBucket
 from b24sync.streams import stream_named
 from b24sync.sync.engine import SyncEngine
+from cpu import server_cpu_seconds
 from emulator_process import emulator_process
 from loader_bench import MIXES, loader_rows_per_second
 
@@ -52,6 +54,15 @@ async def ours(url: str, db_url: str) -> tuple[int, float, int]:
         await bucket.close()
         assert summary.status == "success", summary.error
         return summary.api_calls, time.perf_counter() - started, summary.fetched
+
+
+def cpu_split(pg: EmbeddedPostgres, emulator_base: str) -> dict[str, float]:
+    """CPU seconds so far of the three parts a sync keeps busy on this machine."""
+    return {
+        "sync process": time.process_time(),
+        "PostgreSQL": server_cpu_seconds(pg.pgdata) or 0.0,
+        "b24emu": httpx.get(emulator_base + "/_emulator/stats").json()["cpu_seconds"],
+    }
 
 
 def fast_bitrix24(url: str) -> tuple[int, float, int]:
@@ -91,7 +102,10 @@ def main() -> None:
         pg = EmbeddedPostgres(Path(tmp))
         db_url = pg.start()
         migrate(db_url)
+        cpu_before = cpu_split(pg, base)
         calls, seconds, fetched = asyncio.run(ours(url, db_url))
+        time.sleep(0.5)  # the server reaps the sync's closed backends: their CPU is counted then
+        cpu = {part: spent - cpu_before[part] for part, spent in cpu_split(pg, base).items()}
         min_calls, bound = lower_bound(
             args.deals, cost.base, args.per_record_ms / 1000, args.latency_ms / 1000
         )
@@ -101,6 +115,13 @@ def main() -> None:
         )
         print(
             f"theoretical lower bound: {min_calls} calls, {bound:.1f} s; ratio {seconds / bound:.2f}"
+        )
+        total_cpu, cores = sum(cpu.values()), os.cpu_count() or 1
+        print(
+            "CPU: "
+            + ", ".join(f"{part} {spent:.1f} s" for part, spent in cpu.items())
+            + f"; {total_cpu:.1f} s in all, {total_cpu / cores:.1f} s on {cores} cores "
+            f"(the wall cannot go below it here; wall / it {seconds / (total_cpu / cores):.2f})"
         )
         stats = httpx.get(base + "/_emulator/stats").json()
         print(

@@ -107,15 +107,18 @@ async def test_filter_is_applied_to_every_range() -> None:
     assert sorted(got) == list(range(1, 400, 3))
 
 
+@pytest.mark.parametrize(
+    "value",
+    [123456789012345678901234567890, -9223372036854775809, 0.0009093284606933594, 2**63 - 1],
+    ids=["beyond 64 bits", "just below int64", "long fraction", "int64 max"],
+)
 @pytest.mark.parametrize("padding", [0, 100_000], ids=["small answer", "large answer"])
-async def test_answers_are_read_exactly_whatever_json_holds(padding: int) -> None:
+async def test_answers_are_read_exactly_whatever_json_holds(value: Any, padding: int) -> None:
     """The client hands over what the portal wrote, in small answers and large ones (read in a
-    thread): integers beyond 64 bits whole (a faster JSON reader would make them floats), text
-    in any script. The emulator writes them whole too."""
+    thread): integers beyond 64 bits whole (the faster reader would make them floats), floats
+    and text as written. The emulator writes them whole too."""
     emu = portal_with_ids({1})
-    emu.portal.store("lead").records[1].update(
-        {"COMMENTS": "Ж" * padding + "ok", "TITLE": 123456789012345678901234567890}
-    )
+    emu.portal.store("lead").records[1].update({"COMMENTS": "Ж" * padding + "ok", "TITLE": value})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emu))) as http:
         client = BitrixClient(
             http,
@@ -123,5 +126,5 @@ async def test_answers_are_read_exactly_whatever_json_holds(padding: int) -> Non
             limiter=LeakyBucket(BucketRule(rate=1000, burst=10000)),
         )
         lead = (await client.call("crm.lead.get", {"id": 1}))["result"]
-    assert lead["TITLE"] == 123456789012345678901234567890
+    assert lead["TITLE"] == value and type(lead["TITLE"]) is type(value)
     assert lead["COMMENTS"] == "Ж" * padding + "ok"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -491,7 +492,7 @@ class Portal:
                     page.append(record)
                     if len(page) == PAGE_SIZE:
                         break
-            return ListPage([_project(r, columns) for r in page], None, None, scanned)
+            return ListPage(_projected(page, columns), None, None, scanned)
         matching = [r for r in store.iter_from(floor) if matches(r)]
         if not id_ascending:
             sort_records(matching, keys)
@@ -500,7 +501,7 @@ class Portal:
         following = offset + PAGE_SIZE if offset + PAGE_SIZE < len(matching) else None
         total = len(matching) if start >= 0 else None
         return ListPage(
-            [_project(r, columns) for r in window],
+            _projected(window, columns),
             total,
             following if start >= 0 else None,
             len(store.records) + offset,
@@ -699,5 +700,20 @@ _ENTITY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _project(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    return {c: record[c] for c in columns if c in record}
+def _projected(records: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """The selected fields of each record, in the select's order. A record holding them all
+    is read by one itemgetter, in C (a list page's projection was a third of the emulator's
+    CPU); one that lacks some, field by field."""
+    if len(columns) < 2:  # itemgetter of one name returns the value, not a tuple
+        return [{c: r[c] for c in columns if c in r} for r in records]
+    pick = operator.itemgetter(*columns)
+    return [_project(record, columns, pick) for record in records]
+
+
+def _project(
+    record: dict[str, Any], columns: list[str], pick: Callable[[dict[str, Any]], tuple[Any, ...]]
+) -> dict[str, Any]:
+    try:
+        return dict(zip(columns, pick(record), strict=True))
+    except KeyError:
+        return {c: record[c] for c in columns if c in record}
