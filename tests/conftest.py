@@ -18,6 +18,7 @@ from psycopg import sql
 from b24emu import Emulator, create_app
 from b24sync.bitrix.client import BitrixClient
 from b24sync.store.migrate import migrate
+from b24sync.streams import STREAMS
 from tests.portal import fast_client
 
 TEMPLATE = "b24sync_test_template"
@@ -91,6 +92,23 @@ def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
 def empty_database_url(pg_server_url: str) -> Iterator[str]:
     """A real database with nothing in it (not even the service tables)."""
     yield from _fresh_database(pg_server_url, "template0")
+
+
+@pytest.fixture
+async def portal(emu: Emulator) -> AsyncIterator[httpx.AsyncClient]:
+    """Raw HTTP to the test module's ``emu`` portal, through the ASGI transport."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(emu)), base_url="http://emu"
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def declared_streams_only() -> Iterator[None]:
+    """Forget the smart processes a test discovered: the registry is the process's, and the
+    next test starts with the declared streams alone."""
+    yield
+    STREAMS.use_smart_processes([])
 
 
 @pytest.fixture

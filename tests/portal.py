@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
 
 from b24emu import Emulator, create_app
 from b24emu.server import build_emulator, serving, webhook_url
@@ -32,6 +33,18 @@ API_KEY = "test-api-key-0123456789"
 JWT_SECRET = "super-secret-jwt-signing-key-for-tests-only"
 APPLICATION_TOKEN = "apptoken0123456789abcdef"
 SERVICE_BASE = "http://service"
+REST_BASE = f"/rest/1/{TOKEN}/"  # the inbound webhook's path on a test portal
+
+
+def query(database_url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of one SQL statement, on a connection of its own."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(text, params or None).fetchall()
+
+
+async def rest_call(portal: httpx.AsyncClient, method: str, **params: Any) -> Any:
+    """The JSON answer of one REST method of a test portal, called over raw HTTP."""
+    return (await portal.post(REST_BASE + method, json=params)).json()
 
 
 def fast_client(

@@ -15,7 +15,7 @@ from b24sync.bitrix.client import BitrixClient
 from b24sync.store.overview import entity_status
 from b24sync.streams import STREAMS
 from b24sync.sync.engine import SyncEngine
-from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, Stack, service_stack
+from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, Stack, query, service_stack
 
 HANDLER = f"{SERVICE_BASE}/api/v1/webhooks/bitrix"
 
@@ -51,11 +51,6 @@ def emu() -> Emulator:
 @pytest.fixture
 def engine(client: BitrixClient, database_url: str) -> SyncEngine:
     return SyncEngine(client, database_url)
-
-
-def query(url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(text, params or None).fetchall()
 
 
 async def full(engine: SyncEngine, *names: str) -> None:

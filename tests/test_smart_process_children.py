@@ -6,17 +6,15 @@ events, a deleted type, the dashboard's groups)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from b24emu import Emulator, create_app, seed_portal
+from b24emu import Emulator, seed_portal
 from b24sync.bitrix.client import BitrixClient
 from b24sync.service.events import HANDLER_PATH
 from b24sync.store.overview import entity_status
@@ -24,10 +22,17 @@ from b24sync.streams import STREAMS, stream_or_item
 from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine
 from b24sync.sync.per_parent import predicted_full_calls
-from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, service_stack
+from tests.portal import (
+    APPLICATION_TOKEN,
+    SERVICE_BASE,
+    TOKEN,
+    query,
+    rest_call,
+    service_stack,
+)
 
+pytestmark = pytest.mark.usefixtures("declared_streams_only")
 REPO = Path(__file__).resolve().parent.parent
-BASE = f"/rest/1/{TOKEN}/"
 CONTRACTS, DELIVERIES = 1032, 1036  # both have stages; only the contracts link products
 HANDLER = SERVICE_BASE + HANDLER_PATH
 # The README's time in stage of a smart process ("For analysts"), run as written.
@@ -58,18 +63,6 @@ def emu() -> Emulator:
     return emulator
 
 
-@pytest.fixture
-async def portal(emu: Emulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(emu)), base_url="http://emu"
-    ) as c:
-        yield c
-
-
-async def call(client: httpx.AsyncClient, method: str, **params: Any) -> Any:
-    return (await client.post(BASE + method, json=params)).json()
-
-
 def history_rows(emu: Emulator, entity_type_id: int) -> list[dict[str, Any]]:
     store = emu.portal.stage_history[entity_type_id]
     return [store.records[i] for i in store.ids]
@@ -84,7 +77,9 @@ async def test_a_smart_process_with_stages_has_a_stage_history(
     """crm-stage-history-list.md: `entityTypeId` of a smart process; its rows carry
     CATEGORY_ID, STAGE_ID and STAGE_SEMANTIC_ID (the tab "for deals, new invoices, and SPAs");
     every seeded item's last row is the stage it is in; a move appends a row."""
-    page = await call(portal, "crm.stagehistory.list", entityTypeId=CONTRACTS, order={"ID": "ASC"})
+    page = await rest_call(
+        portal, "crm.stagehistory.list", entityTypeId=CONTRACTS, order={"ID": "ASC"}
+    )
     first = page["result"]["items"][0]
     assert set(first) == {
         "ID",
@@ -104,13 +99,17 @@ async def test_a_smart_process_with_stages_has_a_stage_history(
         items = emu.portal.store(f"dynamic_{entity_type_id}").records
         assert last == {i: item["STAGE_ID"] for i, item in items.items()}
 
-    added = await call(portal, "crm.item.add", entityTypeId=DELIVERIES, fields={"title": "Заказ"})
+    added = await rest_call(
+        portal, "crm.item.add", entityTypeId=DELIVERIES, fields={"title": "Заказ"}
+    )
     item = added["result"]["item"]["id"]
     for stage in ("PREPARATION", "CLIENT", "SUCCESS"):
         fields = {"stageId": f"DT{DELIVERIES}_4:{stage}"}
-        await call(portal, "crm.item.update", entityTypeId=DELIVERIES, id=item, fields=fields)
-    await call(portal, "crm.item.update", entityTypeId=DELIVERIES, id=item, fields={"title": "Т"})
-    moves = await call(
+        await rest_call(portal, "crm.item.update", entityTypeId=DELIVERIES, id=item, fields=fields)
+    await rest_call(
+        portal, "crm.item.update", entityTypeId=DELIVERIES, id=item, fields={"title": "Т"}
+    )
+    moves = await rest_call(
         portal,
         "crm.stagehistory.list",
         entityTypeId=DELIVERIES,
@@ -123,8 +122,8 @@ async def test_a_smart_process_with_stages_has_a_stage_history(
         {"TYPE_ID": 2, "STAGE_ID": "DT1036_4:CLIENT", "STAGE_SEMANTIC_ID": "P"},
         {"TYPE_ID": 3, "STAGE_ID": "DT1036_4:SUCCESS", "STAGE_SEMANTIC_ID": "S"},
     ]
-    plain = await call(portal, "crm.type.add", fields={"title": "Без стадий"})
-    refused = await call(
+    plain = await rest_call(portal, "crm.type.add", fields={"title": "Без стадий"})
+    refused = await rest_call(
         portal, "crm.stagehistory.list", entityTypeId=plain["result"]["type"]["entityTypeId"]
     )
     assert refused["error"] == "ENTITY_TYPE_NOT_SUPPORTED"
@@ -138,7 +137,7 @@ async def test_a_smart_process_that_links_products_has_rows_under_its_hex_owner_
     (ACCESS_DENIED for a type without product rows), crm-item-productrow-set.md
     (ENTITY_TYPE_NOT_SUPPORTED, OWNER_NOT_FOUND)."""
     (owner,) = [o for kind, o in emu.portal.product_rows.by_owner if kind == "T408"][:1]
-    listed = await call(
+    listed = await rest_call(
         portal, "crm.item.productrow.list", filter={"=ownerType": "T408", "=ownerId": owner}
     )
     rows = listed["result"]["productRows"]
@@ -147,7 +146,7 @@ async def test_a_smart_process_that_links_products_has_rows_under_its_hex_owner_
 
     before = emu.portal.store("dynamic_1032").records[3]["UPDATED_TIME"]
     emu.portal.clock.offset += timedelta(minutes=5)
-    saved = await call(
+    saved = await rest_call(
         portal,
         "crm.item.productrow.set",
         ownerType="T408",
@@ -157,48 +156,36 @@ async def test_a_smart_process_that_links_products_has_rows_under_its_hex_owner_
     assert [r["ownerType"] for r in saved["result"]["productRows"]] == ["T408"]
     assert emu.portal.store("dynamic_1032").records[3]["UPDATED_TIME"] > before
 
-    no_products = await call(
+    no_products = await rest_call(
         portal, "crm.item.productrow.list", filter={"=ownerType": "T40c", "=ownerId": 1}
     )
     assert no_products["error"] == "ACCESS_DENIED"
-    not_supported = await call(
+    not_supported = await rest_call(
         portal, "crm.item.productrow.set", ownerType="T40c", ownerId=1, productRows=[]
     )
     assert not_supported["error"] == "ENTITY_TYPE_NOT_SUPPORTED"
-    missing = await call(
+    missing = await rest_call(
         portal, "crm.item.productrow.set", ownerType="T408", ownerId=99999, productRows=[]
     )
     assert missing["error"] == "OWNER_NOT_FOUND"
-    contact = await call(
+    contact = await rest_call(
         portal, "crm.item.productrow.list", filter={"=ownerType": "C", "=ownerId": 1}
     )
     assert contact["result"]["productRows"] == []
 
     fields = {"title": "Сервис", "entityTypeId": 128, "isLinkWithProductsEnabled": "Y"}
-    await call(portal, "crm.type.add", fields=fields)
-    item = (await call(portal, "crm.item.add", entityTypeId=128, fields={"title": "Первый"}))[
+    await rest_call(portal, "crm.type.add", fields=fields)
+    item = (await rest_call(portal, "crm.item.add", entityTypeId=128, fields={"title": "Первый"}))[
         "result"
     ]["item"]["id"]
     rows = [{"productName": "Час работы", "price": 3000}]
-    saved = await call(
+    saved = await rest_call(
         portal, "crm.item.productrow.set", ownerType="T80", ownerId=item, productRows=rows
     )
     assert saved["result"]["productRows"][0]["ownerType"] == "T80"
 
 
 # --- the mirror --------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def declared_streams_only() -> Iterator[None]:
-    """The registry is the process's: the next test module starts without these types."""
-    yield
-    STREAMS.use_smart_processes([])
-
-
-def query(database_url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(text, params or None).fetchall()
 
 
 async def discover(client: BitrixClient, database_url: str) -> None:

@@ -3,12 +3,9 @@ it checks) and their mirror (discovered streams, incremental syncs, events, read
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI, Request
 from psycopg import AsyncConnection
@@ -21,9 +18,16 @@ from b24sync.store.overview import entity_status
 from b24sync.streams import STREAMS, stream_or_item
 from b24sync.sync import discovery
 from b24sync.sync.engine import SyncEngine
-from tests.portal import APPLICATION_TOKEN, SERVICE_BASE, TOKEN, service_stack
+from tests.portal import (
+    APPLICATION_TOKEN,
+    SERVICE_BASE,
+    TOKEN,
+    query,
+    rest_call,
+    service_stack,
+)
 
-BASE = f"/rest/1/{TOKEN}/"
+pytestmark = pytest.mark.usefixtures("declared_streams_only")
 CONTRACTS, DELIVERIES = 1032, 1036
 HANDLER = SERVICE_BASE + HANDLER_PATH
 # The README's smart-process query ("For analysts"), run as written.
@@ -44,45 +48,33 @@ def emu() -> Emulator:
     return emulator
 
 
-@pytest.fixture
-async def portal(emu: Emulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(emu)), base_url="http://emu"
-    ) as c:
-        yield c
-
-
-async def call(client: httpx.AsyncClient, method: str, **params: Any) -> Any:
-    return (await client.post(BASE + method, json=params)).json()
-
-
 # --- the emulator ------------------------------------------------------------------------------
 
 
 async def test_type_list_add_and_delete(portal: httpx.AsyncClient) -> None:
     """crm-type-list.md (`result.types`, total), crm-type-add.md (entityTypeId even, from 1030),
     crm-type-delete.md (refused while the type has items; its pipelines and stages go with it)."""
-    listed = await call(portal, "crm.type.list")
+    listed = await rest_call(portal, "crm.type.list")
     assert [t["title"] for t in listed["result"]["types"]] == ["Договоры", "Заявки на доставку"]
     assert listed["total"] == 2
-    added = (await call(portal, "crm.type.add", fields={"title": "Проекты"}))["result"]["type"]
+    added = (await rest_call(portal, "crm.type.add", fields={"title": "Проекты"}))["result"]["type"]
     assert added["entityTypeId"] >= 1030 and added["entityTypeId"] % 2 == 0
     assert added["isCategoriesEnabled"] == "N" and added["isSetOpenPermissions"] == "Y"
-    pipelines = await call(portal, "crm.category.list", entityTypeId=added["entityTypeId"])
+    pipelines = await rest_call(portal, "crm.category.list", entityTypeId=added["entityTypeId"])
     (pipeline,) = pipelines["result"]["categories"]
     assert pipeline["isDefault"] == "Y"
-    stages = await call(
+    stages = await rest_call(
         portal,
         "crm.status.list",
         filter={"ENTITY_ID": f"DYNAMIC_{added['entityTypeId']}_STAGE_{pipeline['id']}"},
     )
     assert stages["result"][0]["STATUS_ID"] == f"DT{added['entityTypeId']}_{pipeline['id']}:NEW"
-    refused = await call(portal, "crm.type.delete", id=1)
+    refused = await rest_call(portal, "crm.type.delete", id=1)
     assert refused["error"] == "BX_ERROR"
-    assert (await call(portal, "crm.type.delete", id=added["id"]))["result"] == []
-    gone = await call(portal, "crm.category.list", entityTypeId=added["entityTypeId"])
+    assert (await rest_call(portal, "crm.type.delete", id=added["id"]))["result"] == []
+    gone = await rest_call(portal, "crm.category.list", entityTypeId=added["entityTypeId"])
     assert gone["result"]["categories"] == []
-    missing = await call(portal, "crm.item.list", entityTypeId=added["entityTypeId"])
+    missing = await rest_call(portal, "crm.item.list", entityTypeId=added["entityTypeId"])
     assert missing["error"] == "NOT_FOUND"
 
 
@@ -90,7 +82,9 @@ async def test_item_fields_and_list_answer_in_camel_case(portal: httpx.AsyncClie
     """crm-item-fields.md (`result.fields`, `upperName`, `ufCrm<N>_…`, stage statusType
     DYNAMIC_<type>_STAGE_<pipeline>), crm-item-list.md (`result.items`, numbers as numbers,
     `useOriginalUfNames`)."""
-    fields = (await call(portal, "crm.item.fields", entityTypeId=CONTRACTS))["result"]["fields"]
+    fields = (await rest_call(portal, "crm.item.fields", entityTypeId=CONTRACTS))["result"][
+        "fields"
+    ]
     assert fields["assignedById"]["upperName"] == "ASSIGNED_BY_ID"
     assert fields["opened"]["type"] == "boolean"
     assert fields["stageId"]["statusType"] == "DYNAMIC_1032_STAGE_2"
@@ -99,7 +93,7 @@ async def test_item_fields_and_list_answer_in_camel_case(portal: httpx.AsyncClie
         "Рамочный",
         "Абонентский",
     ]
-    page = await call(
+    page = await rest_call(
         portal,
         "crm.item.list",
         entityTypeId=CONTRACTS,
@@ -113,7 +107,7 @@ async def test_item_fields_and_list_answer_in_camel_case(portal: httpx.AsyncClie
     assert isinstance(items[0]["categoryId"], int)
     assert items[0]["stageId"].startswith(f"DT{CONTRACTS}_{items[0]['categoryId']}:")
     assert "ufCrm1_1700000501" in items[0] and "contactIds" in items[0]
-    original = await call(
+    original = await rest_call(
         portal, "crm.item.list", entityTypeId=DELIVERIES, useOriginalUfNames="Y", select=["*"]
     )
     assert original["total"] == 120 and original["next"] == 50
@@ -140,10 +134,12 @@ async def test_item_changes_send_dynamic_item_events(emu: Emulator) -> None:
             json={"handler": "http://handler/hook", "application_token": "t"},
         )
         assert "ONCRMDYNAMICITEMUPDATE" in bound.json()["events"]
-        added = await call(c, "crm.item.add", entityTypeId=DELIVERIES, fields={"title": "Заказ"})
+        added = await rest_call(
+            c, "crm.item.add", entityTypeId=DELIVERIES, fields={"title": "Заказ"}
+        )
         item = added["result"]["item"]
         assert item["stageId"] == "DT1036_4:NEW" and item["categoryId"] == 4
-        moved = await call(
+        moved = await rest_call(
             c,
             "crm.item.update",
             entityTypeId=DELIVERIES,
@@ -151,7 +147,7 @@ async def test_item_changes_send_dynamic_item_events(emu: Emulator) -> None:
             fields={"stageId": "DT1036_4:CLIENT"},
         )
         assert moved["result"]["item"]["previousStageId"] == "DT1036_4:NEW"
-        await call(c, "crm.item.delete", entityTypeId=DELIVERIES, id=item["id"])
+        await rest_call(c, "crm.item.delete", entityTypeId=DELIVERIES, id=item["id"])
         await c.post("/_emulator/events/drain")
     assert [r["event"] for r in received] == [
         "ONCRMDYNAMICITEMADD",
@@ -164,18 +160,6 @@ async def test_item_changes_send_dynamic_item_events(emu: Emulator) -> None:
 
 
 # --- the mirror --------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def declared_streams_only() -> Iterator[None]:
-    """The registry is the process's: the next test module starts without these types."""
-    yield
-    STREAMS.use_smart_processes([])
-
-
-def query(database_url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(text, params).fetchall()
 
 
 async def discovered(client: BitrixClient, database_url: str) -> list[str]:

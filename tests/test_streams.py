@@ -4,9 +4,7 @@ b24emu (in-process ASGI) -> client -> engine -> PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-import psycopg
 import pytest
 
 from b24emu import Emulator, seed_portal
@@ -14,7 +12,7 @@ from b24sync.bitrix.client import BitrixClient
 from b24sync.streams import STREAMS, Kind, streams_of
 from b24sync.sync.engine import SyncEngine
 from b24sync.sync.per_parent import predicted_full_calls
-from tests.portal import TOKEN
+from tests.portal import TOKEN, query
 
 # The README's three analyst queries ("For analysts"); the tests run them as written.
 FUNNEL = """
@@ -57,11 +55,6 @@ async def synced(client: BitrixClient, database_url: str) -> SyncEngine:
         summary = await engine.full(stream)
         assert summary.status == "success", (stream.name, summary.error)
     return engine
-
-
-def query(url: str, text: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(text, params or None).fetchall()
 
 
 def links_on_portal(emu: Emulator, entity: str, field: str) -> set[tuple[int, int]]:

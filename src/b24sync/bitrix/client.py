@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
 
 from b24sync.bitrix.auth import RENEWABLE_CODES, PortalAuth
 from b24sync.bitrix.limiter import LeakyBucket, OperatingPacer, RequestLimiter
@@ -39,8 +38,6 @@ from b24sync.redaction import redact
 log = logging.getLogger(__name__)
 MAX_BATCH = 50
 LARGE_ANSWER = 1 << 16  # bytes
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19  # 19 digits: an integer may lie outside 64 bits
 _AUTH_CODES = {
     "INVALID_CREDENTIALS",
     "NO_AUTH_FOUND",
@@ -263,36 +260,8 @@ async def _parsed(body: bytes) -> Any:
     parsed in a thread: the event loop meanwhile serves the loader, whose database round trips
     would otherwise wait for every parse (the GIL still lets one of them run at a time)."""
     if len(body) < LARGE_ANSWER:
-        return _loads(body)
-    return await asyncio.to_thread(_loads, body)
-
-
-def _loads(body: bytes) -> Any:
-    """orjson, a third less CPU than json on a page of records (reading answers was half of a
-    full sync's own CPU); json where orjson would read otherwise: an integer beyond 64 bits
-    (orjson makes it a float, losing digits) or text orjson refuses (a lone surrogate)."""
-    if not _may_hold_long_integer(body):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(body)
-
-
-def _may_hold_long_integer(body: bytes) -> bool:
-    """Whether a run of 19 or more digits stands alone (not a fraction's digits, not followed by
-    a fraction or exponent): a byte scan, cheap beside parsing. Runs inside strings count too;
-    they only cost the faster reader."""
-    digits_as_zero = body.translate(_DIGITS_AS_ZERO)
-    start = digits_as_zero.find(_LONG_RUN)
-    while start >= 0:
-        end = start + len(_LONG_RUN)
-        while digits_as_zero[end : end + 1] == b"0":
-            end += 1
-        if body[start - 1 : start] != b"." and body[end : end + 1] not in (b".", b"e", b"E"):
-            return True
-        start = digits_as_zero.find(_LONG_RUN, end)
-    return False
+        return json.loads(body)
+    return await asyncio.to_thread(json.loads, body)
 
 
 def _commands_of(method: str, params: JsonDict) -> dict[str, str]:
