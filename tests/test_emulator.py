@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Any
 
@@ -23,23 +22,15 @@ def emu() -> Emulator:
     return Emulator(webhook_token=TOKEN)
 
 
-@pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(emu)), base_url="http://emu"
-    ) as c:
-        yield c
-
-
-async def call(client: httpx.AsyncClient, method: str, **params: Any) -> httpx.Response:
-    return await client.post(BASE + method, json=params)
+async def call(portal: httpx.AsyncClient, method: str, **params: Any) -> httpx.Response:
+    return await portal.post(BASE + method, json=params)
 
 
 # --- settings/how-to-call-rest-api/general-principles.md, data-encoding.md -------------------
 
 
-async def test_success_envelope_has_result_and_time_block(client: httpx.AsyncClient) -> None:
-    body = (await call(client, "crm.deal.fields")).json()
+async def test_success_envelope_has_result_and_time_block(portal: httpx.AsyncClient) -> None:
+    body = (await call(portal, "crm.deal.fields")).json()
     assert body["result"]["TITLE"]["type"] == "string"
     assert set(body["time"]) == {
         "start",
@@ -55,15 +46,15 @@ async def test_success_envelope_has_result_and_time_block(client: httpx.AsyncCli
 
 
 async def test_json_suffix_get_and_form_encoded_nested_keys_are_accepted(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"deal": 60})
-    by_get = await client.get(
+    by_get = await portal.get(
         BASE + "crm.deal.list.json",
         params={"select[]": ["ID", "TITLE"], "filter[>ID]": "55", "start": "-1"},
     )
     assert [r["ID"] for r in by_get.json()["result"]] == ["56", "57", "58", "59", "60"]
-    added = await client.post(
+    added = await portal.post(
         BASE + "crm.contact.add",
         data={
             "fields[NAME]": "Иван",
@@ -71,7 +62,7 @@ async def test_json_suffix_get_and_form_encoded_nested_keys_are_accepted(
             "fields[PHONE][0][VALUE_TYPE]": "WORK",
         },
     )
-    contact = (await call(client, "crm.contact.get", id=added.json()["result"])).json()["result"]
+    contact = (await call(portal, "crm.contact.get", id=added.json()["result"])).json()["result"]
     assert contact["NAME"] == "Иван"
     assert contact["PHONE"][0]["VALUE"] == "+79990001122"
 
@@ -79,8 +70,8 @@ async def test_json_suffix_get_and_form_encoded_nested_keys_are_accepted(
 # --- _includes/system-errors.md ---------------------------------------------------------------
 
 
-async def test_wrong_token_is_invalid_credentials_401(client: httpx.AsyncClient) -> None:
-    response = await client.post("/rest/1/wrong/crm.deal.list")
+async def test_wrong_token_is_invalid_credentials_401(portal: httpx.AsyncClient) -> None:
+    response = await portal.post("/rest/1/wrong/crm.deal.list")
     assert response.status_code == 401
     assert response.json() == {
         "error": "INVALID_CREDENTIALS",
@@ -88,14 +79,14 @@ async def test_wrong_token_is_invalid_credentials_401(client: httpx.AsyncClient)
     }
 
 
-async def test_unknown_method_is_404(client: httpx.AsyncClient) -> None:
-    response = await call(client, "crm.nothing.here")
+async def test_unknown_method_is_404(portal: httpx.AsyncClient) -> None:
+    response = await call(portal, "crm.nothing.here")
     assert response.status_code == 404
     assert response.json()["error"] == "ERROR_METHOD_NOT_FOUND"
 
 
-async def test_application_call_without_auth_is_no_auth_found(client: httpx.AsyncClient) -> None:
-    response = await client.post("/rest/crm.deal.list", json={})
+async def test_application_call_without_auth_is_no_auth_found(portal: httpx.AsyncClient) -> None:
+    response = await portal.post("/rest/crm.deal.list", json={})
     assert response.status_code == 401
     assert response.json()["error"] == "NO_AUTH_FOUND"
 
@@ -103,63 +94,63 @@ async def test_application_call_without_auth_is_no_auth_found(client: httpx.Asyn
 # --- api-reference/crm/deals/crm-deal-get.md, -add, -update, -delete --------------------------
 
 
-async def test_get_missing_record_is_400_not_found(client: httpx.AsyncClient) -> None:
-    response = await call(client, "crm.deal.get", id=424242)
+async def test_get_missing_record_is_400_not_found(portal: httpx.AsyncClient) -> None:
+    response = await call(portal, "crm.deal.get", id=424242)
     assert response.status_code == 400
     assert response.json() == {"error": "", "error_description": "Not found"}
-    bad = await call(client, "crm.deal.get", id="abc")
+    bad = await call(portal, "crm.deal.get", id="abc")
     assert bad.json()["error_description"] == "ID is not defined or invalid."
 
 
 async def test_add_update_delete_maintain_dates_and_serialise_as_strings(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     new_id = (
-        await call(client, "crm.deal.add", fields={"TITLE": "A", "OPPORTUNITY": 1500})
+        await call(portal, "crm.deal.add", fields={"TITLE": "A", "OPPORTUNITY": 1500})
     ).json()["result"]
-    deal = (await call(client, "crm.deal.get", id=new_id)).json()["result"]
+    deal = (await call(portal, "crm.deal.get", id=new_id)).json()["result"]
     assert deal["ID"] == str(new_id) and deal["OPPORTUNITY"] == "1500.00"
     assert deal["DATE_CREATE"] == deal["DATE_MODIFY"] and deal["DATE_CREATE"].endswith("+03:00")
     emu.portal.clock.offset = emu.portal.clock.offset.__class__(seconds=90)
-    assert (await call(client, "crm.deal.update", id=new_id, fields={"TITLE": "B"})).json()[
+    assert (await call(portal, "crm.deal.update", id=new_id, fields={"TITLE": "B"})).json()[
         "result"
     ] is True
-    updated = (await call(client, "crm.deal.get", id=new_id)).json()["result"]
+    updated = (await call(portal, "crm.deal.get", id=new_id)).json()["result"]
     assert updated["TITLE"] == "B" and updated["DATE_MODIFY"] > updated["DATE_CREATE"]
-    assert (await call(client, "crm.deal.delete", id=new_id)).json()["result"] is True
-    assert (await call(client, "crm.deal.get", id=new_id)).status_code == 400
+    assert (await call(portal, "crm.deal.delete", id=new_id)).json()["result"] is True
+    assert (await call(portal, "crm.deal.get", id=new_id)).status_code == 400
 
 
 # --- api-reference/crm/deals/crm-deal-list.md; list-methods-pecularities.md -------------------
 
 
 async def test_list_pages_of_50_with_next_and_total(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"deal": 120})
-    first = (await call(client, "crm.deal.list", start=0)).json()
+    first = (await call(portal, "crm.deal.list", start=0)).json()
     assert (len(first["result"]), first["next"], first["total"]) == (50, 50, 120)
-    last = (await call(client, "crm.deal.list", start=100)).json()
+    last = (await call(portal, "crm.deal.list", start=100)).json()
     assert len(last["result"]) == 20 and "next" not in last and last["total"] == 120
 
 
-async def test_start_minus_one_skips_counting(client: httpx.AsyncClient, emu: Emulator) -> None:
+async def test_start_minus_one_skips_counting(portal: httpx.AsyncClient, emu: Emulator) -> None:
     seed_portal(emu.portal, {"deal": 120})
     body = (
-        await call(client, "crm.deal.list", start=-1, order={"ID": "ASC"}, filter={">ID": 100})
+        await call(portal, "crm.deal.list", start=-1, order={"ID": "ASC"}, filter={">ID": 100})
     ).json()
     assert "total" not in body and "next" not in body
     assert [r["ID"] for r in body["result"]] == [str(i) for i in range(101, 121)]
 
 
 async def test_select_masks_exclude_multiple_fields(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"contact": 3})
-    default = (await call(client, "crm.contact.list")).json()["result"][0]
+    default = (await call(portal, "crm.contact.list")).json()["result"][0]
     assert "PHONE" not in default and "COMPANY_IDS" not in default
     assert "UF_CRM_1700000101" in default and "NAME" in default
-    named = (await call(client, "crm.contact.list", select=["ID", "PHONE"])).json()["result"][0]
+    named = (await call(portal, "crm.contact.list", select=["ID", "PHONE"])).json()["result"][0]
     assert set(named) == {"ID", "PHONE"}
     assert set(named["PHONE"][0]) == {"ID", "VALUE_TYPE", "VALUE", "TYPE_ID"}
 
@@ -183,26 +174,26 @@ async def test_select_masks_exclude_multiple_fields(
     ],
 )
 async def test_filter_operators(
-    client: httpx.AsyncClient, emu: Emulator, flt: dict[str, Any], expected: list[str]
+    portal: httpx.AsyncClient, emu: Emulator, flt: dict[str, Any], expected: list[str]
 ) -> None:
     titles = ["альфа", "бета", "мета", "гамма", "дельта"]
     for n, title in enumerate(titles, 1):
         emu.portal.add(
             "deal", {"TITLE": title, "OPPORTUNITY": n * 100, "STAGE_ID": "WON" if n == 5 else "NEW"}
         )
-    body = (await call(client, "crm.deal.list", filter=flt, select=["ID"])).json()
+    body = (await call(portal, "crm.deal.list", filter=flt, select=["ID"])).json()
     assert [r["ID"] for r in body["result"]] == expected
 
 
 async def test_filter_by_date_modify_and_order_desc(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"deal": 200})
     records = emu.portal.store("deal").records.values()
     cutoff = sorted(r["DATE_MODIFY"] for r in records)[150]
     body = (
         await call(
-            client,
+            portal,
             "crm.deal.list",
             filter={">=DATE_MODIFY": cutoff},
             order={"DATE_MODIFY": "DESC"},
@@ -218,12 +209,12 @@ async def test_filter_by_date_modify_and_order_desc(
 
 
 async def test_batch_result_shape_references_and_errors(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"deal": 120})
     body = (
         await call(
-            client,
+            portal,
             "batch",
             halt=0,
             cmd={
@@ -243,22 +234,22 @@ async def test_batch_result_shape_references_and_errors(
     assert set(body["result_time"]) == {"a", "b", "c", "counted"}
 
 
-async def test_batch_empty_parts_are_lists_and_halt_stops(client: httpx.AsyncClient) -> None:
+async def test_batch_empty_parts_are_lists_and_halt_stops(portal: httpx.AsyncClient) -> None:
     body = (
-        await call(client, "batch", halt=1, cmd={"x": "crm.deal.get?id=5", "y": "crm.deal.fields"})
+        await call(portal, "batch", halt=1, cmd={"x": "crm.deal.get?id=5", "y": "crm.deal.fields"})
     ).json()["result"]
     assert body["result"] == [] and body["result_total"] == [] and body["result_next"] == []
     assert "x" in body["result_error"] and "y" not in body["result_error"]
 
 
-async def test_batch_over_50_commands_is_refused(client: httpx.AsyncClient) -> None:
-    response = await call(client, "batch", cmd={f"c{i}": "crm.deal.fields" for i in range(51)})
+async def test_batch_over_50_commands_is_refused(portal: httpx.AsyncClient) -> None:
+    response = await call(portal, "batch", cmd={f"c{i}": "crm.deal.fields" for i in range(51)})
     assert response.status_code == 400
     assert response.json()["error"] == "ERROR_BATCH_LENGTH_EXCEEDED"
 
 
-async def test_batch_inside_batch_is_not_allowed(client: httpx.AsyncClient) -> None:
-    body = (await call(client, "batch", cmd={"inner": "batch?cmd[a]=crm.deal.fields"})).json()
+async def test_batch_inside_batch_is_not_allowed(portal: httpx.AsyncClient) -> None:
+    body = (await call(portal, "batch", cmd={"inner": "batch?cmd[a]=crm.deal.fields"})).json()
     assert body["result"]["result_error"]["inner"]["error"] == "ERROR_BATCH_METHOD_NOT_ALLOWED"
 
 
@@ -266,14 +257,14 @@ async def test_batch_inside_batch_is_not_allowed(client: httpx.AsyncClient) -> N
 
 
 async def test_leaky_bucket_refuses_above_burst_and_batch_counts_once(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     emu.bucket.enabled, emu.bucket.rate, emu.bucket.burst = True, 0.001, 3
-    batch = await call(client, "batch", cmd={f"c{i}": "crm.deal.fields" for i in range(50)})
+    batch = await call(portal, "batch", cmd={f"c{i}": "crm.deal.fields" for i in range(50)})
     assert batch.status_code == 200
-    statuses = [(await call(client, "crm.deal.fields")).status_code for _ in range(3)]
+    statuses = [(await call(portal, "crm.deal.fields")).status_code for _ in range(3)]
     assert statuses == [200, 200, 503]
-    refused = await call(client, "crm.deal.fields")
+    refused = await call(portal, "crm.deal.fields")
     assert refused.json() == {
         "error": "QUERY_LIMIT_EXCEEDED",
         "error_description": "Too many requests",
@@ -282,27 +273,27 @@ async def test_leaky_bucket_refuses_above_burst_and_batch_counts_once(
 
 
 async def test_operating_time_limit_blocks_one_method_only(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"deal": 100})
     emu.cost.enabled, emu.cost.base = True, 0.0
     emu.cost.per_record = 0.0001
     emu.budget.budget = 0.004  # 50 records * 0.0001 = 0.005 s: one page exceeds the budget
-    first = (await call(client, "crm.deal.list", start=-1)).json()
+    first = (await call(portal, "crm.deal.list", start=-1)).json()
     assert first["time"]["operating"] > 0
-    blocked = await call(client, "crm.deal.list", start=-1)
+    blocked = await call(portal, "crm.deal.list", start=-1)
     assert blocked.status_code == 429
     assert blocked.json()["error"] == "OPERATION_TIME_LIMIT"
-    assert (await call(client, "crm.deal.fields")).status_code == 200
+    assert (await call(portal, "crm.deal.fields")).status_code == 200
 
 
 async def test_counting_costs_more_than_start_minus_one(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     seed_portal(emu.portal, {"deal": 2000})
     emu.cost.enabled = True
-    counted = (await call(client, "crm.deal.list", start=1000)).json()["time"]["processing"]
-    fast = (await call(client, "crm.deal.list", start=-1, filter={">ID": 1000})).json()["time"][
+    counted = (await call(portal, "crm.deal.list", start=1000)).json()["time"]["processing"]
+    fast = (await call(portal, "crm.deal.list", start=-1, filter={">ID": 1000})).json()["time"][
         "processing"
     ]
     assert counted > fast
@@ -312,30 +303,30 @@ async def test_counting_costs_more_than_start_minus_one(
 
 
 async def test_contact_company_items_and_reference_lists(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     company = emu.portal.add("company", {"TITLE": "ООО Ромашка"})
     contact = emu.portal.add("contact", {"NAME": "Пётр"})
     assert (
         await call(
-            client, "crm.contact.company.items.set", id=contact, items=[{"COMPANY_ID": company}]
+            portal, "crm.contact.company.items.set", id=contact, items=[{"COMPANY_ID": company}]
         )
     ).json()["result"] is True
-    items = (await call(client, "crm.contact.company.items.get", id=contact)).json()["result"]
+    items = (await call(portal, "crm.contact.company.items.get", id=contact)).json()["result"]
     assert items[0]["COMPANY_ID"] == company
-    assert (await call(client, "crm.contact.get", id=contact)).json()["result"][
+    assert (await call(portal, "crm.contact.get", id=contact)).json()["result"][
         "COMPANY_ID"
     ] == str(company)
-    assert (await call(client, "crm.currency.list")).json()["result"][0]["CURRENCY"] == "RUB"
-    assert (await call(client, "user.get")).json()["result"][0]["ID"] == "1"
-    assert (await call(client, "profile")).json()["result"]["ADMIN"] is True
-    cats = (await call(client, "crm.category.list", entityTypeId=2)).json()["result"]["categories"]
+    assert (await call(portal, "crm.currency.list")).json()["result"][0]["CURRENCY"] == "RUB"
+    assert (await call(portal, "user.get")).json()["result"][0]["ID"] == "1"
+    assert (await call(portal, "profile")).json()["result"]["ADMIN"] is True
+    cats = (await call(portal, "crm.category.list", entityTypeId=2)).json()["result"]["categories"]
     assert cats[0]["id"] == 0
 
 
-async def test_user_field_types_are_described(client: httpx.AsyncClient, emu: Emulator) -> None:
+async def test_user_field_types_are_described(portal: httpx.AsyncClient, emu: Emulator) -> None:
     seed_portal(emu.portal, {"deal": 1})
-    fields = (await call(client, "crm.deal.fields")).json()["result"]
+    fields = (await call(portal, "crm.deal.fields")).json()["result"]
     types = {f["type"] for name, f in fields.items() if name.startswith("UF_CRM_")}
     assert {
         "string",
@@ -357,28 +348,28 @@ async def test_user_field_types_are_described(client: httpx.AsyncClient, emu: Em
 # --- api-reference/events/event-bind.md, offline-events.md, local-webhooks.md -----------------
 
 
-async def test_event_bind_refused_for_inbound_webhook(client: httpx.AsyncClient) -> None:
+async def test_event_bind_refused_for_inbound_webhook(portal: httpx.AsyncClient) -> None:
     response = await call(
-        client, "event.bind", event="ONCRMDEALADD", handler="https://example.org/h"
+        portal, "event.bind", event="ONCRMDEALADD", handler="https://example.org/h"
     )
     assert response.status_code == 403
     assert response.json()["error"] == "WRONG_AUTH_TYPE"
 
 
 async def test_app_auth_binds_and_unknown_event_is_refused(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
-    token = (await client.post("/_emulator/app")).json()["access_token"]
-    ok = await client.post(
+    token = (await portal.post("/_emulator/app")).json()["access_token"]
+    ok = await portal.post(
         "/rest/event.bind",
         json={"auth": token, "event": "ONCRMDEALADD", "handler": "https://example.org/h"},
     )
     assert ok.json()["result"] is True
-    bad = await client.post(
+    bad = await portal.post(
         "/rest/event.bind", json={"auth": token, "event": "ONNOTHING", "handler": "https://x/"}
     )
     assert bad.status_code == 400 and bad.json()["error"] == "ERROR_EVENT_NOT_FOUND"
-    listed = (await client.post("/rest/event.get", json={"auth": token})).json()["result"]
+    listed = (await portal.post("/rest/event.get", json={"auth": token})).json()["result"]
     assert listed == [
         {
             "event": "ONCRMDEALADD",
@@ -460,9 +451,9 @@ async def test_events_are_delivered_several_at_a_time(emu: Emulator) -> None:
     assert len(emu.events.delivered) == 8
 
 
-async def test_offline_events_get_and_clear(client: httpx.AsyncClient, emu: Emulator) -> None:
-    token = (await client.post("/_emulator/app")).json()["access_token"]
-    await client.post(
+async def test_offline_events_get_and_clear(portal: httpx.AsyncClient, emu: Emulator) -> None:
+    token = (await portal.post("/_emulator/app")).json()["access_token"]
+    await portal.post(
         "/rest/event.bind",
         json={"auth": token, "event": "ONCRMDEALUPDATE", "event_type": "offline"},
     )
@@ -470,28 +461,28 @@ async def test_offline_events_get_and_clear(client: httpx.AsyncClient, emu: Emul
     for title in ("y", "z", "w"):  # one entry per object however often it changes
         emu.portal.update("deal", deal, {"TITLE": title})
     assert len(emu.events.offline) == 1
-    kept = (await client.post("/rest/event.offline.get", json={"auth": token, "clear": 0})).json()[
+    kept = (await portal.post("/rest/event.offline.get", json={"auth": token, "clear": 0})).json()[
         "result"
     ]
     assert kept["process_id"] and kept["events"][0]["EVENT_DATA"] == {"FIELDS": {"ID": deal}}
-    await client.post(
+    await portal.post(
         "/rest/event.offline.clear", json={"auth": token, "process_id": kept["process_id"]}
     )
-    empty = (await client.post("/rest/event.offline.get", json={"auth": token})).json()["result"]
+    empty = (await portal.post("/rest/event.offline.get", json={"auth": token})).json()["result"]
     assert empty["events"] == []
 
 
 # --- control API and scale ---------------------------------------------------------------------
 
 
-async def test_control_api_seeds_injects_faults_and_counts(client: httpx.AsyncClient) -> None:
-    seeded = (await client.post("/_emulator/seed", json={"deal": 100000, "seed": 3})).json()
+async def test_control_api_seeds_injects_faults_and_counts(portal: httpx.AsyncClient) -> None:
+    seeded = (await portal.post("/_emulator/seed", json={"deal": 100000, "seed": 3})).json()
     assert seeded["created"]["deal"] == 100000
-    await client.put("/_emulator/faults", json={"error_500": 1.0})
-    failing = await call(client, "crm.deal.fields")
+    await portal.put("/_emulator/faults", json={"error_500": 1.0})
+    failing = await call(portal, "crm.deal.fields")
     assert failing.status_code == 500 and failing.json()["error"] == "INTERNAL_SERVER_ERROR"
-    await client.put("/_emulator/faults", json={"error_500": 0.0})
-    stats = (await client.get("/_emulator/stats")).json()
+    await portal.put("/_emulator/faults", json={"error_500": 0.0})
+    stats = (await portal.get("/_emulator/stats")).json()
     assert (
         stats["http_calls"] == 1
         and stats["faults_injected"] == 1
@@ -540,13 +531,13 @@ async def test_events_drain_is_safe_without_deliveries(emu: Emulator) -> None:
 
 
 async def test_stage_history_answers_as_documented(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     deal = emu.portal.add("deal", {"TITLE": "Путь"})
     emu.portal.update("deal", deal, {"STAGE_ID": "PREPARATION"})
     emu.portal.update("deal", deal, {"STAGE_ID": "LOSE"})
     answer = await call(
-        client,
+        portal,
         "crm.stagehistory.list",
         entityTypeId=2,
         filter={"OWNER_ID": deal},
@@ -560,21 +551,21 @@ async def test_stage_history_answers_as_documented(
         {"ID": 2, "TYPE_ID": 2, "STAGE_ID": "PREPARATION", "STAGE_SEMANTIC_ID": "P"},
         {"ID": 3, "TYPE_ID": 3, "STAGE_ID": "LOSE", "STAGE_SEMANTIC_ID": "F"},
     ]
-    unsupported = await call(client, "crm.stagehistory.list", entityTypeId=7)
+    unsupported = await call(portal, "crm.stagehistory.list", entityTypeId=7)
     assert unsupported.json()["error"] == "ENTITY_TYPE_NOT_SUPPORTED"
-    bad_filter = await call(client, "crm.stagehistory.list", entityTypeId=2, filter={"TITLE": 1})
+    bad_filter = await call(portal, "crm.stagehistory.list", entityTypeId=2, filter={"TITLE": 1})
     assert bad_filter.json()["error"] == "INVALID_ARG_VALUE"
 
 
 async def test_product_rows_answer_one_owner_per_command(
-    client: httpx.AsyncClient, emu: Emulator
+    portal: httpx.AsyncClient, emu: Emulator
 ) -> None:
     deal = emu.portal.add("deal", {"TITLE": "Корзина"})
     rows = [{"productName": f"Товар {n}", "price": 10 + n} for n in range(60)]
     emu.portal.product_rows.replace("D", deal, rows)
     first = (
         await call(
-            client,
+            portal,
             "crm.item.productrow.list",
             filter={"=ownerType": "D", "=ownerId": deal},
             order={"id": "asc"},
@@ -584,20 +575,20 @@ async def test_product_rows_answer_one_owner_per_command(
     last_id = first["result"]["productRows"][-1]["id"]
     keyset = (
         await call(
-            client,
+            portal,
             "crm.item.productrow.list",
             filter={"=ownerType": "D", "=ownerId": deal, ">id": last_id},
             start=-1,
         )
     ).json()
     assert len(keyset["result"]["productRows"]) == 10 and "total" not in keyset
-    missing = await call(client, "crm.item.productrow.list", filter={"=ownerType": "D"})
+    missing = await call(portal, "crm.item.productrow.list", filter={"=ownerType": "D"})
     assert missing.json()["error"] == "REQUIRED_ARG_MISSING"
     nobody = await call(
-        client, "crm.item.productrow.list", filter={"=ownerType": "D", "=ownerId": 999999}
+        portal, "crm.item.productrow.list", filter={"=ownerType": "D", "=ownerId": 999999}
     )
     assert nobody.json()["error"] == "ACCESS_DENIED"
-    fields = (await call(client, "crm.item.productrow.fields")).json()["result"]["fields"]
+    fields = (await call(portal, "crm.item.productrow.fields")).json()["result"]["fields"]
     assert fields["price"]["type"] == "double" and fields["id"]["isReadOnly"] is True
 
 
