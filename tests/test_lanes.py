@@ -76,3 +76,25 @@ async def test_a_failed_page_stops_the_pages_after_it_and_is_raised_as_it_was(
                 await conn.execute("SELECT page FROM lane_pages ORDER BY page")
             ).fetchall()
         assert [r[0] for r in rows] == [0, 1, 2]  # page 4 had to wait for 3: rolled back
+
+
+async def test_pages_read_before_the_portal_failed_still_commit(database_url: str) -> None:
+    async def failing_after_three() -> Any:
+        for page in range(3):
+            yield page
+        await asyncio.sleep(0)
+        raise PageFailed("the portal")
+
+    async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE lane_source (page int PRIMARY KEY)")
+
+        async def write(c: AsyncConnection[Any], page: int, turn: Turn) -> None:
+            async with c.transaction():
+                await c.execute("INSERT INTO lane_source VALUES (%s)", (page,))
+                await asyncio.sleep(0.05)  # still converting when the portal fails
+                await turn()
+
+        with pytest.raises(PageFailed, match="the portal"):
+            await write_in_order(conn, database_url, failing_after_three(), write)
+        rows = await (await conn.execute("SELECT page FROM lane_source ORDER BY page")).fetchall()
+    assert [r[0] for r in rows] == [0, 1, 2]

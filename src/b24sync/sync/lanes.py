@@ -35,7 +35,8 @@ async def write_in_order(
 ) -> None:
     """``write(conn, page, turn)`` for every page, up to ``lanes`` at once, each on a connection
     of its own (``first`` and, from the second page on, new ones to ``dsn``), committing in
-    order. The first failure cancels the pages in flight (their transactions roll back) and is
+    order. A page that fails cancels the pages after it (their transactions roll back); when
+    reading the pages fails (the portal), the pages read before still commit. Either failure is
     raised as it was."""
     in_flight: deque[asyncio.Task[None]] = deque()
     async with AsyncExitStack() as opened:
@@ -44,7 +45,14 @@ async def write_in_order(
         before.set()
         try:
             index = 0
-            async for page in pages:
+            while True:
+                try:
+                    page = await anext(pages)
+                except StopAsyncIteration:
+                    break
+                except Exception:
+                    await _written(in_flight)  # the pages read before the portal failed are good
+                    raise
                 if len(in_flight) == lanes:
                     await in_flight.popleft()  # its connection is free again
                 if index == len(connections) and index < lanes:
@@ -60,12 +68,17 @@ async def write_in_order(
                     )
                 )
                 before, index = committed, index + 1
-            while in_flight:
-                await in_flight.popleft()
+            await _written(in_flight)
         finally:
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def _written(in_flight: deque[asyncio.Task[None]]) -> None:
+    """Wait for the pages in flight, oldest first (each commits after the one before)."""
+    while in_flight:
+        await in_flight.popleft()
 
 
 async def _write_one(
