@@ -209,10 +209,10 @@ async def upsert(
         return Written(0, 0)
     latest = {int(record[id_field]): record for record in records}
     ids = sorted(latest)
-    # $n parameters, sent as they are: the query's literals (field names) may hold a `%`
     # The page's JSON as one array, not a value a record: orjson's bytes of a record take about
     # five times their length in memory, and pages in flight made that 100 MB of a large sync.
     page = json_bytes([latest[i] for i in ids])
+    # $n parameters, sent as they are: the query's literals (field names) may hold a `%`
     async with AsyncRawCursor(conn) as cur:
         cur.adapters.register_dumper(list, ListBinaryDumper)  # arrays in binary: no escaping
         await cur.execute("SET LOCAL work_mem = '64MB'")  # a page's typed rows stay in memory
